@@ -1,0 +1,139 @@
+"""The AuT audio encoder of Qwen3-ASR.
+
+Mel features are cut into conv chunks of `2 * n_window` frames (1 s). Each chunk goes through a
+3-layer stride-2 Conv2d stem and gets sinusoidal positions that restart at 0 in every chunk, so a
+chunk's embeddings depend on that chunk alone. The transformer layers attend only inside windows
+of `window_tokens` tokens (8 s for the released models); a window's output depends only on its own
+chunks. Both facts are what make incremental streaming exact: closed chunks and closed windows never
+need recomputing.
+
+The tail chunk of an utterance with more than one chunk is zero-padded to a full chunk before the
+conv stem and its extra outputs dropped, as the reference does; an utterance shorter than one chunk
+is not padded. (Padding changes the last valid outputs: GELU(bias) of the padded region reaches
+them through the second and third convs.)
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import EncoderConfig, conv_out_len
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
+    """(length, channels) sin/cos position table, sin in the first half."""
+    inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-inc * torch.arange(channels // 2).float())
+    t = torch.arange(length)[:, None].float() * inv[None, :]
+    return torch.cat([t.sin(), t.cos()], dim=1)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.n_head = cfg.encoder_attention_heads
+        self.self_attn = nn.Module()
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(self.self_attn, name, nn.Linear(d, d))
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.fc1 = nn.Linear(d, cfg.encoder_ffn_dim)
+        self.fc2 = nn.Linear(cfg.encoder_ffn_dim, d)
+        self.final_layer_norm = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (W, L, d) windows; key_mask: (W, 1, 1, L) True where the key is real, or None
+        W, L, d = x.shape
+        a = self.self_attn
+        h = self.self_attn_layer_norm(x)
+        q, k, v = (p(h).view(W, L, self.n_head, -1).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        x = x + a.out_proj(o.transpose(1, 2).reshape(W, L, d))
+        return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
+
+
+class AudioEncoder(nn.Module):
+    """Parameter names follow the checkpoint's `thinker.audio_tower.*`."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.downsample_hidden_size
+        self.conv2d1 = nn.Conv2d(1, c, 3, 2, padding=1)
+        self.conv2d2 = nn.Conv2d(c, c, 3, 2, padding=1)
+        self.conv2d3 = nn.Conv2d(c, c, 3, 2, padding=1)
+        self.conv_out = nn.Linear(c * cfg.freq_bins_after_conv, cfg.d_model, bias=False)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.ln_post = nn.LayerNorm(cfg.d_model)
+        self.proj1 = nn.Linear(cfg.d_model, cfg.d_model)
+        self.proj2 = nn.Linear(cfg.d_model, cfg.output_dim)
+        self.register_buffer("positions", sinusoids(cfg.tokens_per_chunk, cfg.d_model), persistent=False)
+
+    def init_buffers(self, device: torch.device | str) -> None:
+        """Recompute non-persistent buffers (needed after building on the meta device)."""
+        self.positions = sinusoids(self.cfg.tokens_per_chunk, self.cfg.d_model).to(device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.conv_out.weight.dtype
+
+    def split_chunks(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """(n_mels, T) -> conv chunks of `chunk_frames` frames (the last may be shorter)."""
+        return list(mel.split(self.cfg.chunk_frames, dim=1))
+
+    def embed_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
+        """Conv stem + positions: (N, n_mels, F) equal-length chunks -> (N, conv_out_len(F), d)."""
+        x = chunks.to(self.dtype).unsqueeze(1)
+        x = F.gelu(self.conv2d1(x))
+        x = F.gelu(self.conv2d2(x))
+        x = F.gelu(self.conv2d3(x))  # (N, c, f, t)
+        N, c, f, t = x.shape
+        x = self.conv_out(x.permute(0, 3, 1, 2).reshape(N, t, c * f))
+        return x + self.positions[:t].to(x.dtype)
+
+    def embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """(n_mels, T) mel of one utterance -> (tokens, d) pre-transformer embeddings."""
+        chunks = self.split_chunks(mel)
+        n_tail = chunks[-1].shape[1]
+        if len(chunks) > 1 and n_tail < self.cfg.chunk_frames:
+            chunks[-1] = F.pad(chunks[-1], (0, self.cfg.chunk_frames - n_tail))
+        if len(chunks) == 1:
+            return self.embed_chunks(chunks[0][None])[0]
+        x = self.embed_chunks(torch.stack(chunks))
+        x = x.reshape(-1, x.shape[-1])
+        return x[: x.shape[0] - self.cfg.tokens_per_chunk + conv_out_len(n_tail)]
+
+    def encode_windows(self, windows: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Run the transformer over independent attention windows: [(t_i, d)] -> [(t_i, output_dim)].
+
+        Windows of any lengths (each at most `window_tokens`) from any utterances run as one batch.
+        """
+        lens = [w.shape[0] for w in windows]
+        L = max(lens)
+        x = torch.stack([F.pad(w, (0, 0, 0, L - w.shape[0])) for w in windows])
+        key_mask = None
+        if min(lens) < L:
+            idx = torch.arange(L, device=x.device)
+            key_mask = (idx[None, :] < torch.tensor(lens, device=x.device)[:, None])[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        x = self.proj2(F.gelu(self.proj1(self.ln_post(x))))
+        return [x[i, :n] for i, n in enumerate(lens)]
+
+    def forward(self, mels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encode whole utterances: [(n_mels, T_i)] -> [(tokens_i, output_dim)]."""
+        embs = [self.embed(m) for m in mels]
+        windows, counts = [], []
+        for e in embs:
+            parts = e.split(self.cfg.window_lengths(e.shape[0]))
+            windows.extend(parts)
+            counts.append(len(parts))
+        outs = self.encode_windows(windows) if windows else []
+        res, i = [], 0
+        for n in counts:
+            res.append(torch.cat(outs[i : i + n]))
+            i += n
+        return res
