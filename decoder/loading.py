@@ -1,0 +1,153 @@
+"""Finding, reading and loading checkpoints (a local directory or a Hugging Face hub id).
+
+The network is built on the meta device and each tensor is read from safetensors straight into
+its parameter (`load_state_dict(assign=True)`), so weights are never held twice in memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .thinker import Qwen3ASRNet
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"]
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A local checkpoint directory, or a hub id found in the cache or downloaded."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p
+    name = str(name_or_path)
+    if p.exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):
+        raise RuntimeError(f"model {name!r} is not a checkpoint directory; pass --model PATH to a local "
+                           "directory holding config.json and *.safetensors, or a hub id like Qwen/Qwen3-ASR-0.6B")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise RuntimeError("downloading models needs huggingface_hub: pip install 'asrstream[server]'") from e
+    try:
+        return Path(snapshot_download(name, allow_patterns=HUB_FILES, local_files_only=True))
+    except Exception:
+        pass
+    try:
+        return Path(snapshot_download(name, allow_patterns=HUB_FILES))
+    except Exception as e:
+        raise RuntimeError(f"model {name!r} is not in the local Hugging Face cache and could not be downloaded "
+                           f"({type(e).__name__}); download it where the hub is reachable and pass --model PATH "
+                           "to the local copy") from None
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RuntimeError(f"model dir {path.parent} has no {path.name}; pass --model PATH to a "
+                           "Qwen3-ASR checkpoint directory or a hub id") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RuntimeError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_config(path: Path) -> ModelConfig:
+    gen_path = path / "generation_config.json"
+    gen = read_json(gen_path) if gen_path.exists() else None
+    try:
+        return ModelConfig.from_hf(read_json(path / "config.json"), gen)
+    except (KeyError, TypeError) as e:
+        raise RuntimeError(f"{path / 'config.json'} is missing or has a bad field: {e}") from None
+
+
+def weight_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        names = sorted(set(read_json(index)["weight_map"].values()))
+        files = [path / n for n in names]
+    else:
+        files = sorted(path.glob("*.safetensors"))
+    missing = [f.name for f in files if not f.exists()]
+    if not files or missing:
+        what = ", ".join(missing) if missing else "no *.safetensors file"
+        raise RuntimeError(f"model dir {path} has {'missing weight files: ' if missing else ''}{what}")
+    return files
+
+
+def parse_dtype(dtype: str | torch.dtype | None, cfg_path: Path) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        raw = read_json(cfg_path / "config.json")
+        dtype = raw.get("torch_dtype") or raw.get("dtype") or "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of float32, bfloat16, float16, auto")
+    return DTYPES[dtype]
+
+
+def read_state(files: list[Path], dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    state = {}
+    for f in files:
+        with safe_open(str(f), framework="pt", device="cpu") as sf:
+            for name in sf.keys():
+                t = sf.get_tensor(name)
+                state[name] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+    return state
+
+
+def load_net(path: Path, cfg: ModelConfig, dtype: torch.dtype, device: torch.device) -> Qwen3ASRNet:
+    """Build the network on the meta device and assign the checkpoint's tensors to it."""
+    with torch.device("meta"):
+        net = Qwen3ASRNet(cfg)
+    state = read_state(weight_files(path), dtype, device)
+    if cfg.tied:
+        state.pop("thinker.lm_head.weight", None)
+    expected = {k for k in net.state_dict() if not (cfg.tied and k == "thinker.lm_head.weight")}
+    missing, extra = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or extra:
+        raise RuntimeError(f"checkpoint {path} does not match its config.json: "
+                           f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
+                           f"unexpected {extra[:5]}{'…' if len(extra) > 5 else ''}")
+    try:
+        net.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as e:
+        raise RuntimeError(f"checkpoint {path} has tensors of the wrong shape for its config.json: {e}") from None
+    if cfg.tied:
+        net.thinker.lm_head.weight = net.thinker.model.embed_tokens.weight
+    net.thinker.audio_tower.init_buffers(device)
+    return net.eval().requires_grad_(False)
+
+
+def open_checkpoint(name_or_path, device, dtype, want_aligner: bool):
+    """(path, config, network) for a checkpoint of the wanted kind."""
+    path = resolve(name_or_path)
+    cfg = read_config(path)
+    if cfg.is_aligner != want_aligner:
+        kind = "a forced-aligner" if cfg.is_aligner else "an ASR"
+        flag = "--aligner" if cfg.is_aligner else "--model"
+        raise RuntimeError(f"{path} is {kind} checkpoint; pass it with {flag}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
+    net = load_net(path, cfg, parse_dtype(dtype, path), dev)
+    return path, cfg, net
+
+
+def load_model(name_or_path: str = "Qwen/Qwen3-ASR-0.6B", device: str = "cpu", dtype: str | None = "auto"):
+    """Load a Qwen3-ASR checkpoint: returns an `ASRModel` ready for `transcribe`."""
+    from .asr import ASRModel
+
+    return ASRModel(*open_checkpoint(name_or_path, device, dtype, want_aligner=False))
+
+
+def load_aligner(name_or_path: str = "Qwen/Qwen3-ForcedAligner-0.6B", device: str = "cpu",
+                 dtype: str | None = "auto"):
+    """Load a Qwen3-ForcedAligner checkpoint: returns a `ForcedAligner`."""
+    from .aligner import ForcedAligner
+
+    return ForcedAligner(*open_checkpoint(name_or_path, device, dtype, want_aligner=True))

@@ -1,0 +1,61 @@
+"""The whole network of a checkpoint: audio tower, decoder and head, under `thinker.*` names."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..encoder.model import AudioEncoder
+from .config import ModelConfig
+from .kvcache import KVCache
+from .model import Decoder
+
+
+class Thinker(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        t = cfg.text
+        self.audio_tower = AudioEncoder(cfg.audio)
+        self.model = Decoder(t)
+        n_out = cfg.classify_num if cfg.is_aligner else t.vocab_size
+        self.lm_head = nn.Linear(t.hidden_size, n_out, bias=False)
+
+
+class Qwen3ASRNet(nn.Module):
+    """Holds `thinker`; the checkpoint's parameter names are this module's names."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.thinker = Thinker(cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.thinker.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.thinker.lm_head.weight.dtype
+
+    def new_cache(self, batch: int, max_len: int) -> KVCache:
+        t = self.cfg.text
+        return KVCache(t.num_hidden_layers, batch, t.num_key_value_heads, t.head_dim, max_len, self.dtype, self.device)
+
+    def embed(self, ids: list[int], audio: torch.Tensor) -> torch.Tensor:
+        """Token embeddings of `ids` with the audio placeholders replaced by `audio` rows: (T, D)."""
+        t = torch.tensor(ids, device=self.device)
+        x = self.thinker.model.embed_tokens(t)
+        slots = (t == self.cfg.audio_token_id).nonzero().squeeze(1)
+        if slots.numel() != audio.shape[0]:
+            raise ValueError(f"prompt has {slots.numel()} audio placeholders for {audio.shape[0]} audio tokens")
+        x[slots] = audio.to(x.dtype)
+        return x
+
+    def forward_rows(self, rows: list[torch.Tensor], cache: KVCache) -> torch.Tensor:
+        """Run the decoder over rows of embeddings (T_i, D), right-padded: -> hidden (B, T, D)."""
+        counts = [r.shape[0] for r in rows]
+        T = max(counts)
+        x = torch.stack([nn.functional.pad(r, (0, 0, 0, T - r.shape[0])) for r in rows])
+        return self.thinker.model(x, counts, cache)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.thinker.lm_head(hidden)
