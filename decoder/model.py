@@ -63,7 +63,10 @@ class Attention(nn.Module):
         if self.nq != self.nkv:
             K = K.repeat_interleave(self.nq // self.nkv, dim=1)
             V = V.repeat_interleave(self.nq // self.nkv, dim=1)
-        o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
+        if isinstance(mask, str):
+            o = F.scaled_dot_product_attention(q, K, V, is_causal=True)
+        else:
+            o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
         return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -89,6 +92,23 @@ class DecoderLayer(nn.Module):
     def forward(self, x, rope, mask, cache: KVCache, layer: int) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def attention_mask(lengths: list[int], pos: torch.Tensor) -> torch.Tensor | str | None:
+    """What each query may attend to: None (everything cached), "causal", or a bool mask.
+
+    Rows are right-padded, so when every row starts at the same length a plain causal mask is right
+    for all of them; only rows of different lengths need a per-row mask (B, 1, T, S).
+    """
+    T = pos.shape[1]
+    if len(set(lengths)) == 1:
+        if T == 1:
+            return None
+        if lengths[0] == 0:
+            return "causal"
+        pos = pos[:1]
+    keys = torch.arange(max(lengths) + T, device=pos.device)
+    return (keys[None, None, :] <= pos[:, :, None]).unsqueeze(1)
 
 
 class Decoder(nn.Module):
@@ -117,10 +137,7 @@ class Decoder(nn.Module):
         start = torch.tensor(cache.lengths, device=x.device)
         pos = start[:, None] + torch.arange(T, device=x.device)[None, :]  # (B, T)
         rope = self.rope(pos, x.dtype)
-        mask = None
-        if T > 1 or len(set(cache.lengths)) > 1:
-            keys = torch.arange(max(cache.lengths) + T, device=x.device)
-            mask = (keys[None, None, :] <= pos[:, :, None]).unsqueeze(1)  # (B, 1, T, S)
+        mask = attention_mask(cache.lengths, pos)
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, mask, cache, i)
         cache.advance(counts)

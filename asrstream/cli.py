@@ -1,0 +1,132 @@
+"""The `asrstream` command line: transcribe files, make test checkpoints.
+
+Every failure a user can cause (bad file, bad option, missing model) ends with one line on stderr
+and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("text", "json", "srt", "vtt")
+EXIT_ERROR = 1
+
+
+def add_transcribe(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files offline")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")
+    p.add_argument("--model", default="Qwen/Qwen3-ASR-0.6B", help="checkpoint directory or hub id")
+    p.add_argument("--aligner", default=None, help="forced-aligner checkpoint for word timestamps")
+    p.add_argument("--language", default=None, help="force the language (e.g. English); default: detect")
+    p.add_argument("--context", default="", help="context text to bias recognition (names, terms)")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
+    p.add_argument("--output-dir", type=Path, default=None,
+                   help="write FILE.<format> into this directory instead of printing")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto (checkpoint's)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--batch-size", type=int, default=4, help="pieces of a long file decoded together")
+    p.add_argument("--max-new-tokens", type=int, default=512, help="token limit per decoded piece")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_transcribe)
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None, None
+    from tqdm import tqdm
+
+    bar: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return
+        if "b" not in bar:
+            bar["b"] = tqdm(total=total, unit="piece", file=sys.stderr, leave=False)
+        bar["b"].update(done - bar["b"].n)
+
+    return update, bar
+
+
+def render(result: dict, fmt: str) -> str:
+    from .protocol import formats
+
+    words = [formats.Word(w["word"], w["start"], w["end"]) for w in result["words"]]
+    segments = formats.segments_from_words(words, result["text"], duration=result["duration"])
+    if fmt == "json":
+        return formats.to_json({**result, "segments": segments})
+    if fmt == "srt":
+        return formats.to_srt(segments)
+    if fmt == "vtt":
+        return formats.to_vtt(segments)
+    return formats.to_text(result)
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    import torch
+
+    from .decoder.generate import DecodingOptions
+    from .decoder.loading import load_aligner, load_model
+    from .encoder.audio import load_audio
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.output_dir is None and len(args.files) > 1 and args.format != "text":
+        raise ValueError(f"--format {args.format} with several files needs --output-dir")
+    options = DecodingOptions(max_new_tokens=args.max_new_tokens)
+    wavs = [(Path(f), load_audio(f)) for f in args.files]  # check every file before loading a model
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    if args.language:
+        from .decoder.prompt import normalize_language
+
+        normalize_language(args.language, model.languages)
+    aligner = load_aligner(args.aligner, device=args.device, dtype=args.dtype) if args.aligner else None
+    for path, wav in wavs:
+        update, bar = _progress(args.quiet)
+        res = model.transcribe(wav, language=args.language, context=args.context, aligner=aligner,
+                               options=options, batch_size=args.batch_size, progress=update)
+        if bar and "b" in bar:
+            bar["b"].close()
+        out = render(res.to_dict(), args.format)
+        emit(out, path, args)
+    return 0
+
+
+def emit(out: str, path: Path, args: argparse.Namespace) -> None:
+    if args.output_dir is None:
+        if len(args.files) > 1:
+            sys.stdout.write(f"==> {path} <==\n")
+        sys.stdout.write(out)
+        return
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    ext = {"text": "txt"}.get(args.format, args.format)
+    (args.output_dir / f"{path.stem}.{ext}").write_text(out, encoding="utf-8")
+
+
+def parser() -> argparse.ArgumentParser:
+    from .testmodel import add_cli
+
+    p = argparse.ArgumentParser(prog="asrstream", description="Streaming speech recognition for Qwen3-ASR")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_transcribe(sub)
+    add_cli(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("asrstream: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"asrstream: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
