@@ -106,13 +106,31 @@ def emit(out: str, path: Path, args: argparse.Namespace) -> None:
     (args.output_dir / f"{path.stem}.{ext}").write_text(out, encoding="utf-8")
 
 
-def parser() -> argparse.ArgumentParser:
-    from .testmodel import add_cli
+def add_make_test_model(sub) -> None:
+    p = sub.add_parser("make-test-model", help="write a random-weight checkpoint in the released layout")
+    p.add_argument("dir", help="output directory")
+    p.add_argument("--kind", choices=("asr", "aligner"), default="asr")
+    p.add_argument("--size", choices=("tiny", "0.6b", "1.7b"), default="tiny",
+                   help="tiny for tests; 0.6b / 1.7b carry the released dimensions")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument("--shard-max-bytes", type=int, default=None, help="write sharded safetensors")
+    p.set_defaults(func=run_make_test_model)
 
+
+def run_make_test_model(args: argparse.Namespace) -> int:
+    from .testmodel import make_test_model
+
+    print(make_test_model(args.dir, args.kind, args.size, args.seed, dtype=args.dtype,
+                          shard_max_bytes=args.shard_max_bytes))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asrstream", description="Streaming speech recognition for Qwen3-ASR")
     sub = p.add_subparsers(dest="command", required=True)
     add_transcribe(sub)
-    add_cli(sub)
+    add_make_test_model(sub)
     return p
 
 

@@ -11,7 +11,6 @@ token (see `_init_std`); the tokenizer lives in `testtokenizer.py`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -279,24 +278,3 @@ def make_test_model(out_dir: str | Path, kind: str = "asr", size: str = "tiny", 
     write_tokenizer_files(out, config["thinker_config"]["text_config"]["vocab_size"])
     write_weights(out, parameter_shapes(config), seed, dtype, shard_max_bytes)
     return out
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `make-test-model DIR --kind --size --seed --dtype [--shard-max-bytes]`."""
-    p = subparsers.add_parser("make-test-model", help="write a random-weight checkpoint (released layout)")
-    p.add_argument("dir", help="output directory")
-    p.add_argument("--kind", choices=KINDS, default="asr")
-    p.add_argument("--size", choices=SIZES, default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
-    p.add_argument("--shard-max-bytes", type=int, default=None)
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Handler for `make-test-model`: builds the checkpoint and prints its path."""
-    path = make_test_model(args.dir, args.kind, args.size, args.seed, dtype=args.dtype,
-                           shard_max_bytes=args.shard_max_bytes)
-    print(path)
-    return 0

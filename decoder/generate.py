@@ -17,6 +17,7 @@ class DecodingOptions:
     max_new_tokens: int = 512  # per utterance, EOS excluded
     repeat_limit: int = 20  # stop when an n-gram repeats this many times in a row; 0 turns the guard off
     max_ngram: int = 10  # longest n-gram the guard looks for
+    min_new_tokens: int = 0  # EOS is suppressed until this many tokens exist (fixed-length benchmarks)
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -25,6 +26,8 @@ class DecodingOptions:
             raise ValueError(f"repeat_limit must be 0 (off) or >= 2, got {self.repeat_limit}")
         if self.max_ngram < 1:
             raise ValueError(f"max_ngram must be >= 1, got {self.max_ngram}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
 
 
 def loop_length(tokens: list[int], limit: int, max_ngram: int) -> int:
@@ -47,8 +50,8 @@ def greedy(net: Qwen3ASRNet, rows: list[torch.Tensor], opts: DecodingOptions, eo
     cache = net.new_cache(B, max(r.shape[0] for r in rows) + opts.max_new_tokens)
     hidden = net.forward_rows(rows, cache)
     last = torch.tensor([r.shape[0] - 1 for r in rows], device=hidden.device)
-    nxt = net.logits(hidden[torch.arange(B), last]).argmax(-1).tolist()
     out: list[list[int]] = [[] for _ in range(B)]
+    nxt = _pick(net.logits(hidden[torch.arange(B), last]), out, eos, opts)
     done = [False] * B
     embed = net.thinker.model.embed_tokens
     for step in range(opts.max_new_tokens):
@@ -59,8 +62,16 @@ def greedy(net: Qwen3ASRNet, rows: list[torch.Tensor], opts: DecodingOptions, eo
             break
         x = embed(torch.tensor(nxt, device=hidden.device))[:, None, :]
         hidden = net.thinker.model(x, [1] * B, cache)
-        nxt = net.logits(hidden[:, 0]).argmax(-1).tolist()
+        nxt = _pick(net.logits(hidden[:, 0]), out, eos, opts)
     return out
+
+
+def _pick(logits: torch.Tensor, out: list[list[int]], eos: tuple[int, ...], opts: DecodingOptions) -> list[int]:
+    """Greedy choice per row; EOS masked for rows still short of min_new_tokens."""
+    if opts.min_new_tokens and eos:
+        short = torch.tensor([len(t) < opts.min_new_tokens for t in out], device=logits.device)
+        logits[short.nonzero().squeeze(1)[:, None], torch.tensor(eos, device=logits.device)] = float("-inf")
+    return logits.argmax(-1).tolist()
 
 
 def _accept(tokens: list[int], tok: int, eos: tuple[int, ...], opts: DecodingOptions) -> bool:

@@ -77,12 +77,26 @@ def weight_files(path: Path) -> list[Path]:
     return files
 
 
-def parse_dtype(dtype: str | torch.dtype | None, cfg_path: Path) -> torch.dtype:
+def fast_half(device: torch.device) -> bool:
+    """Whether bf16/fp16 math has fast kernels here: CUDA, or a CPU with AVX512-BF16 or AMX.
+
+    On other CPUs (AVX2 only) torch runs bf16 matmuls several times slower than fp32, and bf16
+    convolutions slower still.
+    """
+    if device.type != "cpu":
+        return True
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def parse_dtype(dtype: str | torch.dtype | None, cfg_path: Path, device: torch.device) -> torch.dtype:
+    """The compute dtype: as asked, or for "auto" the checkpoint's (float32 where half is slow)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
         raw = read_json(cfg_path / "config.json")
         dtype = raw.get("torch_dtype") or raw.get("dtype") or "float32"
+        if not fast_half(device):
+            dtype = "float32"
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r} is not one of float32, bfloat16, float16, auto")
     return DTYPES[dtype]
@@ -120,6 +134,8 @@ def load_net(path: Path, cfg: ModelConfig, dtype: torch.dtype, device: torch.dev
     if cfg.tied:
         net.thinker.lm_head.weight = net.thinker.model.embed_tokens.weight
     net.thinker.audio_tower.init_buffers(device)
+    if not fast_half(device):
+        net.thinker.audio_tower.conv_in_float32()
     return net.eval().requires_grad_(False)
 
 
@@ -134,7 +150,7 @@ def open_checkpoint(name_or_path, device, dtype, want_aligner: bool):
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
-    net = load_net(path, cfg, parse_dtype(dtype, path), dev)
+    net = load_net(path, cfg, parse_dtype(dtype, path, dev), dev)
     return path, cfg, net
 
 

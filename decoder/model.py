@@ -60,13 +60,11 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         K, V = cache.write(layer, k, v)  # (B, kv, S, hd)
-        if self.nq != self.nkv:
-            K = K.repeat_interleave(self.nq // self.nkv, dim=1)
-            V = V.repeat_interleave(self.nq // self.nkv, dim=1)
+        gqa = self.nq != self.nkv
         if isinstance(mask, str):
-            o = F.scaled_dot_product_attention(q, K, V, is_causal=True)
+            o = F.scaled_dot_product_attention(q, K, V, is_causal=True, enable_gqa=gqa)
         else:
-            o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
+            o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
         return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
 
 

@@ -23,6 +23,34 @@ from torch import nn
 from .config import EncoderConfig, conv_out_len
 
 
+try:  # optional: `pip install 'asrstream[gpu]'`; used on CUDA in half precision only
+    from flash_attn import flash_attn_varlen_func
+except ImportError:  # pragma: no cover - depends on the install
+    flash_attn_varlen_func = None
+
+
+def window_attention(q, k, v, lens: torch.Tensor | None) -> torch.Tensor:
+    """Attention inside each window: q, k, v (W, H, L, hd), lens (W,) real lengths or None (all full).
+
+    On CUDA with flash-attn installed and half precision, the windows' real tokens are packed and run
+    through flash-attn's varlen kernel (no padding computed); otherwise SDPA with a key mask.
+    """
+    if flash_attn_varlen_func is not None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        W, H, L, hd = q.shape
+        n = lens if lens is not None else torch.full((W,), L, device=q.device)
+        keep = (torch.arange(L, device=q.device)[None, :] < n[:, None]).reshape(-1)
+        pack = [t.transpose(1, 2).reshape(W * L, H, hd)[keep] for t in (q, k, v)]
+        cu = F.pad(n.cumsum(0), (1, 0)).to(torch.int32)
+        o = flash_attn_varlen_func(*pack, cu, cu, L, L)
+        out = q.new_zeros(W * L, H, hd)
+        out[keep] = o
+        return out.view(W, L, H, hd).transpose(1, 2)
+    mask = None
+    if lens is not None:
+        mask = (torch.arange(q.shape[2], device=q.device)[None, :] < lens[:, None])[:, None, None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
     """(length, channels) sin/cos position table, sin in the first half."""
     inc = math.log(max_timescale) / (channels // 2 - 1)
@@ -44,13 +72,13 @@ class EncoderLayer(nn.Module):
         self.fc2 = nn.Linear(cfg.encoder_ffn_dim, d)
         self.final_layer_norm = nn.LayerNorm(d)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        # x: (W, L, d) windows; key_mask: (W, 1, 1, L) True where the key is real, or None
+    def forward(self, x: torch.Tensor, lens: torch.Tensor | None) -> torch.Tensor:
+        # x: (W, L, d) windows, right-padded; lens: (W,) real lengths, or None when all are full
         W, L, d = x.shape
         a = self.self_attn
         h = self.self_attn_layer_norm(x)
         q, k, v = (p(h).view(W, L, self.n_head, -1).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj))
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        o = window_attention(q, k, v, lens)
         x = x + a.out_proj(o.transpose(1, 2).reshape(W, L, d))
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
@@ -80,18 +108,23 @@ class AudioEncoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.conv_out.weight.dtype
 
+    def conv_in_float32(self) -> None:
+        """Run the conv stem in float32 (for CPUs without fast half-precision convolutions)."""
+        for conv in (self.conv2d1, self.conv2d2, self.conv2d3):
+            conv.float()
+
     def split_chunks(self, mel: torch.Tensor) -> list[torch.Tensor]:
         """(n_mels, T) -> conv chunks of `chunk_frames` frames (the last may be shorter)."""
         return list(mel.split(self.cfg.chunk_frames, dim=1))
 
     def embed_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         """Conv stem + positions: (N, n_mels, F) equal-length chunks -> (N, conv_out_len(F), d)."""
-        x = chunks.to(self.dtype).unsqueeze(1)
+        x = chunks.to(self.conv2d1.weight.dtype).unsqueeze(1)
         x = F.gelu(self.conv2d1(x))
         x = F.gelu(self.conv2d2(x))
         x = F.gelu(self.conv2d3(x))  # (N, c, f, t)
         N, c, f, t = x.shape
-        x = self.conv_out(x.permute(0, 3, 1, 2).reshape(N, t, c * f))
+        x = self.conv_out(x.permute(0, 3, 1, 2).reshape(N, t, c * f).to(self.dtype))
         return x + self.positions[:t].to(x.dtype)
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
@@ -114,12 +147,9 @@ class AudioEncoder(nn.Module):
         lens = [w.shape[0] for w in windows]
         L = max(lens)
         x = torch.stack([F.pad(w, (0, 0, 0, L - w.shape[0])) for w in windows])
-        key_mask = None
-        if min(lens) < L:
-            idx = torch.arange(L, device=x.device)
-            key_mask = (idx[None, :] < torch.tensor(lens, device=x.device)[:, None])[:, None, None, :]
+        n = torch.tensor(lens, device=x.device) if min(lens) < L else None
         for layer in self.layers:
-            x = layer(x, key_mask)
+            x = layer(x, n)
         x = self.proj2(F.gelu(self.proj1(self.ln_post(x))))
         return [x[i, :n] for i, n in enumerate(lens)]
 

@@ -116,3 +116,11 @@ def test_long_file_is_cut_into_pieces_with_file_times(tiny_asr_dir, tiny_aligner
     assert len(res.token_ids) == 24
     assert res.words[-1]["start"] >= 9.0  # the second piece's words are in file time
     assert all(w["end"] <= len(wav) / 16000 for w in res.words)
+
+
+def test_client_side_imports_and_help_never_load_torch():
+    code = ("import sys, asrstream, asrstream.protocol.formats, asrstream.clients, asrstream.cli\n"
+            "asrstream.cli.parser().format_help()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

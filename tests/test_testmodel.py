@@ -1,7 +1,6 @@
 """The random-weight checkpoint generator, checked against the reference `qwen-asr` loaders."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
-from asrstream.testmodel import add_cli, build_config, make_test_model, parameter_shapes
+from asrstream.testmodel import build_config, make_test_model, parameter_shapes
 
 SR = 16000
 SPECIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
@@ -203,10 +202,9 @@ def test_bad_arguments_raise_value_error_naming_the_field(tmp_path, kwargs, fiel
 
 
 def test_cli_writes_the_checkpoint_and_prints_its_path(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["make-test-model", str(tmp_path / "al"), "--kind", "aligner", "--seed", "3"])
-    assert args.func(args) == 0
+    from asrstream.cli import main
+
+    assert main(["make-test-model", str(tmp_path / "al"), "--kind", "aligner", "--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "al")
     config = json.loads((tmp_path / "al" / "config.json").read_text())
     assert config["thinker_config"]["model_type"] == "qwen3_forced_aligner"
