@@ -25,6 +25,8 @@ def add_transcribe(sub) -> None:
                    help="write FILE.<format> into this directory instead of printing")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto (checkpoint's)")
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="int8: dynamic int8 decoder weights (CPU, float32; faster decoding)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--batch-size", type=int, default=4, help="pieces of a long file decoded together")
     p.add_argument("--max-new-tokens", type=int, default=512, help="token limit per decoded piece")
@@ -78,7 +80,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError(f"--format {args.format} with several files needs --output-dir")
     options = DecodingOptions(max_new_tokens=args.max_new_tokens)
     wavs = [(Path(f), load_audio(f)) for f in args.files]  # check every file before loading a model
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
     if args.language:
         from .decoder.prompt import normalize_language
 

@@ -26,11 +26,16 @@ torch.set_num_threads(cfg["threads"])
 sys.path.insert(0, cfg["repo"])
 from tests.reference import speechlike
 wav = speechlike(cfg["seconds"], seed=1)
-dtype = getattr(torch, cfg["dtype"])
+quant = "int8" if cfg["dtype"] == "int8" else None
+dtype = torch.float32 if quant else getattr(torch, cfg["dtype"])
 if cfg["impl"] == "ours":
     from asrstream import load_model
     from asrstream.decoder.generate import DecodingOptions
-    t0 = time.perf_counter(); m = load_model(cfg["model"], dtype=cfg["dtype"]); load = time.perf_counter() - t0
+    import asrstream.decoder.asr
+    from transformers import AutoTokenizer  # imports outside the timed load, as for the reference
+    t0 = time.perf_counter()
+    m = load_model(cfg["model"], dtype=str(dtype).split(".")[1], quantize=quant)
+    load = time.perf_counter() - t0
     opts = DecodingOptions(max_new_tokens=cfg["tokens"], min_new_tokens=cfg["tokens"], repeat_limit=0)
     t0 = time.perf_counter(); r = m.transcribe(wav, options=opts); run = time.perf_counter() - t0
     n = len(r.token_ids)
@@ -87,7 +92,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--tokens", type=int, default=200)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16", "int8"],
+                   help="float32, bfloat16, float16, or int8 (ours only: float32 + int8 decoder)")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write all figures here")
@@ -101,7 +107,8 @@ def main() -> None:
     rows = []
     for threads in args.threads:
         for dtype in args.dtypes:
-            runs = {i: [measure(i, args, threads, dtype) for _ in range(args.repeats)] for i in impls}
+            which = ["ours"] if dtype == "int8" else impls  # the reference has no int8 mode
+            runs = {i: [measure(i, args, threads, dtype) for _ in range(args.repeats)] for i in which}
             row = {"threads": threads, "dtype": dtype, "load_avg": os.getloadavg()[0]}
             for i, rs in runs.items():
                 row[i] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}

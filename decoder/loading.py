@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .config import ModelConfig
+from .safetensors_mmap import open_tensors
 from .thinker import Qwen3ASRNet
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -103,14 +104,11 @@ def parse_dtype(dtype: str | torch.dtype | None, cfg_path: Path, device: torch.d
 
 
 def read_state(files: list[Path], dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-
+    """All tensors, as zero-copy views where dtype and device already match, else converted."""
     state = {}
     for f in files:
-        with safe_open(str(f), framework="pt", device="cpu") as sf:
-            for name in sf.keys():
-                t = sf.get_tensor(name)
-                state[name] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+        for name, t in open_tensors(f).items():
+            state[name] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
     return state
 
 
@@ -139,7 +137,27 @@ def load_net(path: Path, cfg: ModelConfig, dtype: torch.dtype, device: torch.dev
     return net.eval().requires_grad_(False)
 
 
-def open_checkpoint(name_or_path, device, dtype, want_aligner: bool):
+QUANTIZE = ("int8",)
+
+
+def quantize_decoder(net: Qwen3ASRNet) -> None:
+    """Dynamic int8 quantization (torch.ao, per-channel weights) of the decoder's linear layers.
+
+    Decoding one token reads every decoder weight; on CPUs int8 weights read a quarter of the
+    bytes of float32 ones. The audio encoder and the embeddings stay float32.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {torch.nn.Linear: per_channel_dynamic_qconfig}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        quantize_dynamic(net.thinker.model.layers, spec, inplace=True)
+        net.thinker.lm_head = quantize_dynamic(torch.nn.Sequential(net.thinker.lm_head), spec)[0]
+
+
+def open_checkpoint(name_or_path, device, dtype, want_aligner: bool, quantize: str | None = None):
     """(path, config, network) for a checkpoint of the wanted kind."""
     path = resolve(name_or_path)
     cfg = read_config(path)
@@ -151,14 +169,23 @@ def open_checkpoint(name_or_path, device, dtype, want_aligner: bool):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
     net = load_net(path, cfg, parse_dtype(dtype, path, dev), dev)
+    if quantize:
+        if quantize not in QUANTIZE or dev.type != "cpu" or net.dtype != torch.float32:
+            raise ValueError(f"quantize={quantize!r} is supported as 'int8' on CPU with dtype float32")
+        quantize_decoder(net)
     return path, cfg, net
 
 
-def load_model(name_or_path: str = "Qwen/Qwen3-ASR-0.6B", device: str = "cpu", dtype: str | None = "auto"):
-    """Load a Qwen3-ASR checkpoint: returns an `ASRModel` ready for `transcribe`."""
+def load_model(name_or_path: str = "Qwen/Qwen3-ASR-0.6B", device: str = "cpu", dtype: str | None = "auto",
+               quantize: str | None = None):
+    """Load a Qwen3-ASR checkpoint: returns an `ASRModel` ready for `transcribe`.
+
+    dtype: float32, bfloat16, float16, or auto (the checkpoint's; float32 on CPUs without fast
+    half precision). quantize="int8": dynamic int8 decoder weights (CPU, float32).
+    """
     from .asr import ASRModel
 
-    return ASRModel(*open_checkpoint(name_or_path, device, dtype, want_aligner=False))
+    return ASRModel(*open_checkpoint(name_or_path, device, dtype, want_aligner=False, quantize=quantize))
 
 
 def load_aligner(name_or_path: str = "Qwen/Qwen3-ForcedAligner-0.6B", device: str = "cpu",

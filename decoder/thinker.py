@@ -30,11 +30,11 @@ class Qwen3ASRNet(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.thinker.lm_head.weight.device
+        return self.thinker.model.embed_tokens.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.thinker.lm_head.weight.dtype
+        return self.thinker.model.embed_tokens.weight.dtype
 
     def new_cache(self, batch: int, max_len: int) -> KVCache:
         t = self.cfg.text

@@ -61,7 +61,7 @@ class LogMel:
         self.filters = torch.from_numpy(mel_filters(n_mels)).to(self.device, torch.float32).T.contiguous()
 
     def power_mel(self, wav: torch.Tensor) -> torch.Tensor:
-        """(samples,) float32 -> (n_mels, samples // 160) mel power, before log and normalisation."""
+        """([B,] samples) float32 -> ([B,] n_mels, samples // 160) mel power, before log and normalisation."""
         if wav.shape[-1] < MIN_SAMPLES:
             raise ValueError(f"audio is too short for features: {wav.shape[-1]} samples, need {MIN_SAMPLES}")
         spec = torch.stft(wav, N_FFT, HOP, window=self.window, center=True, pad_mode="reflect",
@@ -70,7 +70,12 @@ class LogMel:
         return self.filters @ power
 
     def __call__(self, wav: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(samples,) -> (n_mels, frames), or a batch of equal-length clips (B, samples) -> (B, n_mels, frames).
+
+        Each clip is normalised by its own loudest frame, so a batch equals its clips done one by one.
+        """
         wav = torch.as_tensor(wav, dtype=torch.float32, device=self.device)
         log_spec = self.power_mel(wav).clamp_(min=1e-10).log10_()
-        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        peak = log_spec.amax(dim=(-2, -1), keepdim=True)
+        log_spec = torch.maximum(log_spec, peak - 8.0)
         return (log_spec + 4.0) / 4.0

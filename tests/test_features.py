@@ -46,3 +46,10 @@ def test_normalisation_is_per_utterance():
     alone = LogMel()(quiet)
     within = LogMel()(loud)[:, : alone.shape[1] - 2]
     assert not torch.allclose(alone[:, :-2], within, atol=1e-3)
+
+
+def test_a_batch_of_clips_equals_each_clip_alone():
+    clips = np.stack([speechlike(3.0, seed=i) * (10.0 ** -i) for i in range(3)])
+    batch = LogMel()(clips)
+    for i, clip in enumerate(clips):
+        assert torch.equal(batch[i], LogMel()(clip))

@@ -134,3 +134,33 @@ def test_hub_cache_is_used_when_present(monkeypatch, tmp_path, tiny_asr_dir):
     (snap / "refs" / "main").write_text("0" * 40)
     shutil.copytree(tiny_asr_dir, snap / "snapshots" / ("0" * 40))
     assert load_model("acme/tiny-asr").transcribe(speechlike(1.0)).token_ids
+
+
+def test_int8_decoder_quantization_stays_close_to_float32(tmp_path):
+    """On a checkpoint with the usual init scale (std 0.02), int8 logits track float32 closely."""
+    from asrstream.decoder.loading import load_net, quantize_decoder, read_config
+
+    from .reference import reference_and_ours
+
+    _, fp32 = reference_and_ours(tmp_path)
+    int8 = load_net(tmp_path, read_config(tmp_path), torch.float32, torch.device("cpu"))
+    quantize_decoder(int8)
+    assert "quantized" in type(int8.thinker.lm_head).__module__
+    assert "quantized" in type(int8.thinker.model.layers[0].mlp.up_proj).__module__
+    x = torch.randn(40, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        lf, lq = (n.logits(n.forward_rows([x], n.new_cache(1, 40)))[0] for n in (fp32, int8))
+    rel_rms = ((lf - lq).pow(2).mean() / lf.pow(2).mean()).sqrt().item()
+    assert rel_rms < 0.02, rel_rms
+    assert (lf.argmax(-1) == lq.argmax(-1)).float().mean() > 0.9
+
+
+def test_int8_model_transcribes(tiny_asr_dir):
+    assert load_model(tiny_asr_dir, dtype="float32", quantize="int8").transcribe(speechlike(3.0)).token_ids
+
+
+def test_int8_needs_cpu_float32(tiny_asr_dir):
+    with pytest.raises(ValueError, match="int8"):
+        load_model(tiny_asr_dir, dtype="bfloat16", quantize="int8")
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        load_model(tiny_asr_dir, quantize="int4")
