@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..encoder.precision import fast_half, upcast_half_linears
 from .config import ModelConfig
 from .safetensors_mmap import open_tensors
 from .thinker import Qwen3ASRNet
@@ -78,17 +79,6 @@ def weight_files(path: Path) -> list[Path]:
     return files
 
 
-def fast_half(device: torch.device) -> bool:
-    """Whether bf16/fp16 math has fast kernels here: CUDA, or a CPU with AVX512-BF16 or AMX.
-
-    On other CPUs (AVX2 only) torch runs bf16 matmuls several times slower than fp32, and bf16
-    convolutions slower still.
-    """
-    if device.type != "cpu":
-        return True
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 def parse_dtype(dtype: str | torch.dtype | None, cfg_path: Path, device: torch.device) -> torch.dtype:
     """The compute dtype: as asked, or for "auto" the checkpoint's (float32 where half is slow)."""
     if isinstance(dtype, torch.dtype):
@@ -134,6 +124,7 @@ def load_net(path: Path, cfg: ModelConfig, dtype: torch.dtype, device: torch.dev
     net.thinker.audio_tower.init_buffers(device)
     if not fast_half(device):
         net.thinker.audio_tower.conv_in_float32()
+        upcast_half_linears(net)
     return net.eval().requires_grad_(False)
 
 

@@ -24,7 +24,7 @@ def test_sharded_checkpoint_loads_and_decodes_like_the_single_file(tmp_path, tin
 
 
 def test_bf16_checkpoint_loads_as_bf16_or_float32(tmp_path):
-    from asrstream.decoder.loading import fast_half
+    from asrstream.encoder.precision import fast_half
 
     path = make_test_model(tmp_path / "bf16", "asr", "tiny", seed=0, dtype="bfloat16")
     auto = load_model(path).net.dtype  # "auto": the checkpoint's, unless half precision is slow here
