@@ -12,8 +12,9 @@ from ..encoder.audio import SAMPLE_RATE, check_samples, split_at_low_energy, to_
 from ..encoder.features import LogMel
 from .config import ModelConfig
 from .generate import DecodingOptions, greedy
-from .prompt import Prompter, normalize_language, parse_output
+from .prompt import LANGUAGES, Prompter, normalize_language, parse_output
 from .thinker import Qwen3ASRNet
+from .words import unspaced
 
 MAX_PIECE_SECONDS = 1200.0  # longest audio decoded in one pass (the reference's limit)
 MAX_ALIGNED_PIECE_SECONDS = 180.0  # with word timestamps: the forced aligner's limit
@@ -51,8 +52,6 @@ class ASRModel:
     @property
     def languages(self) -> tuple[str, ...]:
         """Languages the checkpoint supports (names accepted by `language=`)."""
-        from .prompt import LANGUAGES
-
         return self.cfg.support_languages or LANGUAGES
 
     @torch.inference_mode()
@@ -79,6 +78,8 @@ class ASRModel:
         points; pieces are decoded `batch_size` at a time and word times are offset to file time.
         `progress(done, total)` is called after each batch.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         forced = normalize_language(language, self.languages) if language else None
         wav = to_mono_16k(check_samples(np.asarray(audio), "audio"), sample_rate)
         limit = max_piece_seconds or (MAX_ALIGNED_PIECE_SECONDS if aligner else MAX_PIECE_SECONDS)
@@ -126,15 +127,11 @@ def clip_words(words: list[dict], piece: Piece) -> list[dict]:
     return [{**w, "start": at(w["start"]), "end": at(w["end"])} for w in words]
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
 def join_texts(texts: list[str]) -> str:
     """Join piece transcripts: a space between words of spaced scripts, none around CJK."""
     out = ""
     for t in (t for t in texts if t):
-        sep = "" if not out or _is_cjk(out[-1]) or _is_cjk(t[0]) else " "
+        sep = "" if not out or unspaced(out[-1]) or unspaced(t[0]) else " "
         out += sep + t
     return out
 

@@ -39,12 +39,22 @@ class MissingSegmenterError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------
 # Word units
 
-def _kept(ch: str) -> bool:
+def kept_char(ch: str) -> bool:
+    """True for characters the aligner keeps in a word: letters, digits, apostrophe."""
     return ch == "'" or unicodedata.category(ch)[0] in "LN"
 
 
 def _clean(piece: str) -> str:
-    return "".join(filter(_kept, piece))
+    return "".join(filter(kept_char, piece))
+
+
+def unspaced(ch: str) -> bool:
+    """True for characters of scripts written without spaces between words (CJK ideographs, kana).
+
+    Used to join transcript pieces and subtitle words; word *splitting* uses the reference's
+    narrower ideograph ranges (`_is_cjk`).
+    """
+    return unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA"))
 
 
 def _is_cjk(ch: str) -> bool:

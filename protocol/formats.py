@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..decoder.words import kept_char, unspaced
 
 RESULT_KEYS = ("text", "language", "raw", "token_ids", "words", "segments")
 SENTENCE_END = frozenset(".!?…。！？؟।")
@@ -81,11 +82,6 @@ def segments_from_words(
     ]
 
 
-def _is_kept(ch: str) -> bool:
-    """True for characters the aligner keeps in a word: letters, digits, apostrophe."""
-    return ch == "'" or unicodedata.category(ch)[0] in "LN"
-
-
 def _locate(words: Sequence[Word], text: str) -> list[tuple[int, int]] | None:
     """[start, end) of each word in text, in order; None if text has other kept chars."""
     spans: list[tuple[int, int]] = []
@@ -94,7 +90,7 @@ def _locate(words: Sequence[Word], text: str) -> list[tuple[int, int]] | None:
         start = p
         for k, ch in enumerate(w.word):
             while p < len(text) and text[p] != ch:
-                if _is_kept(text[p]):
+                if kept_char(text[p]):
                     return None
                 p += 1
             if p == len(text):
@@ -157,14 +153,10 @@ def _join_words(words: Sequence[Word]) -> str:
     """Fallback text: words joined by spaces, CJK characters joined directly."""
     out = ""
     for w in words:
-        if out and not (_is_cjk(out[-1]) and w.word and _is_cjk(w.word[0])):
+        if out and not (unspaced(out[-1]) and w.word and unspaced(w.word[0])):
             out += " "
         out += w.word
     return out
-
-
-def _is_cjk(ch: str) -> bool:
-    return unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA"))
 
 
 def _clean(s: str) -> str:
