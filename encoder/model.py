@@ -52,10 +52,10 @@ def window_attention(q, k, v, lens: torch.Tensor | None) -> torch.Tensor:
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
-    """(length, channels) sin/cos position table, sin in the first half."""
+    """(length, channels) sin/cos position table, sin in the first half (always built on the CPU)."""
     inc = math.log(max_timescale) / (channels // 2 - 1)
-    inv = torch.exp(-inc * torch.arange(channels // 2).float())
-    t = torch.arange(length)[:, None].float() * inv[None, :]
+    inv = torch.exp(-inc * torch.arange(channels // 2, device="cpu").float())
+    t = torch.arange(length, device="cpu")[:, None].float() * inv[None, :]
     return torch.cat([t.sin(), t.cos()], dim=1)
 
 
