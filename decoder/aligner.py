@@ -33,23 +33,17 @@ class ForcedAligner:
     def class_ids(self, wav: np.ndarray, words: list[str]) -> list[int]:
         """The predicted time class at each `<timestamp>` position (2 per word)."""
         audio = self.net.thinker.audio_tower([self.mel(wav)])[0]
-        ids = self.prompter.encode(aligner_text(words))
-        i = ids.index(self.prompter.audio_id)
-        ids = ids[:i] + [self.prompter.audio_id] * audio.shape[0] + ids[i + 1 :]
+        ids = self.prompter.expand_audio(self.prompter.encode(aligner_text(words)), audio.shape[0])
         x = self.net.embed(ids, audio)
         cache = self.net.new_cache(1, len(ids))
         hidden = self.net.forward_rows([x], cache)[0]
         slots = torch.tensor(ids, device=hidden.device) == self.cfg.timestamp_token_id
         return self.net.logits(hidden[slots]).argmax(-1).tolist()
 
-    def align(self, audio: np.ndarray, text: str, language: str, sample_rate: int = SAMPLE_RATE,
-              offset: float = 0.0) -> list[dict]:
-        """[{"word", "start", "end"}] in seconds (+ offset) for `text` spoken in `audio`."""
+    def align(self, audio: np.ndarray, text: str, language: str, sample_rate: int = SAMPLE_RATE) -> list[dict]:
+        """[{"word", "start", "end"}] in seconds from the start of `audio` for `text` spoken in it."""
         wav = to_mono_16k(check_samples(np.asarray(audio), "audio"), sample_rate)
         words = split_words(text, language)
         if not words:
             return []
-        items = words_with_times(words, self.class_ids(wav, words), self.cfg.timestamp_segment_time)
-        if offset:
-            items = [{**w, "start": round(w["start"] + offset, 3), "end": round(w["end"] + offset, 3)} for w in items]
-        return items
+        return words_with_times(words, self.class_ids(wav, words), self.cfg.timestamp_segment_time)

@@ -54,11 +54,11 @@ def greedy(net: Qwen3ASRNet, rows: list[torch.Tensor], opts: DecodingOptions, eo
     nxt = _pick(net.logits(hidden[torch.arange(B), last]), out, eos, opts)
     done = [False] * B
     embed = net.thinker.model.embed_tokens
-    for step in range(opts.max_new_tokens):
+    while True:  # each row finishes by max_new_tokens at the latest (_accept)
         for b in range(B):
             if not done[b]:
                 done[b] = _accept(out[b], nxt[b], eos, opts)
-        if all(done) or step == opts.max_new_tokens - 1:
+        if all(done):
             break
         x = embed(torch.tensor(nxt, device=hidden.device))[:, None, :]
         hidden = net.thinker.model(x, [1] * B, cache)

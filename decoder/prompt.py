@@ -60,7 +60,7 @@ class Prompter:
         self.template = read_chat_template(path)
         self.audio_token = audio_token
         self.audio_id = self.tokenizer.convert_tokens_to_ids(audio_token)
-        self._cache: dict[tuple[str, str | None], tuple[list[int], list[int]]] = {}
+        self._cache: dict[tuple[str, str | None], list[int]] = {}
 
     def text(self, context: str, language: str | None) -> str:
         """The prompt string with a single audio placeholder."""
@@ -73,20 +73,22 @@ class Prompter:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def split(self, context: str, language: str | None) -> tuple[list[int], list[int]]:
-        """(ids before the audio placeholder, ids after it); cached per (context, language)."""
+    def template_ids(self, context: str, language: str | None) -> list[int]:
+        """The prompt's ids with a single audio placeholder; cached per (context, language)."""
         key = (context, language)
         if key not in self._cache:
-            ids = self.encode(self.text(context, language))
-            if ids.count(self.audio_id) != 1:
-                raise RuntimeError("the chat template must place exactly one audio placeholder")
-            i = ids.index(self.audio_id)
-            self._cache[key] = (ids[:i], ids[i + 1 :])
+            self._cache[key] = self.encode(self.text(context, language))
         return self._cache[key]
 
+    def expand_audio(self, ids: list[int], n_audio: int) -> list[int]:
+        """Replace the one audio placeholder in `ids` by `n_audio` of them."""
+        if ids.count(self.audio_id) != 1:
+            raise RuntimeError("the prompt must hold exactly one audio placeholder")
+        i = ids.index(self.audio_id)
+        return ids[:i] + [self.audio_id] * n_audio + ids[i + 1 :]
+
     def ids(self, context: str, language: str | None, n_audio: int) -> list[int]:
-        head, tail = self.split(context, language)
-        return head + [self.audio_id] * n_audio + tail
+        return self.expand_audio(self.template_ids(context, language), n_audio)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)

@@ -118,12 +118,14 @@ def test_aligner_timestamps_match_reference(aligners, seconds, text, language):
     assert all(a["start"] <= b["start"] for a, b in zip(got, got[1:]))
 
 
-def test_aligner_offsets_times_and_skips_empty_text(aligners):
+def test_piece_words_move_to_file_time_and_empty_text_aligns_to_nothing(aligners):
+    from asrstream.decoder.asr import Piece, clip_words
+
     ours, _ = aligners
     wav = speechlike(3.0, seed=9)
     base = ours.align(wav, "two words", "English")
-    moved = ours.align(wav, "two words", "English", offset=10.0)
-    assert [round(w["start"] + 10.0, 3) for w in base] == [w["start"] for w in moved]
+    moved = clip_words(base, Piece(wav, 10.0))
+    assert [round(min(w["start"], 3.0) + 10.0, 3) for w in base] == [w["start"] for w in moved]
     assert ours.align(wav, " ... ", "English") == []
 
 
