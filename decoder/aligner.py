@@ -35,8 +35,7 @@ class ForcedAligner:
         audio = self.net.thinker.audio_tower([self.mel(wav)])[0]
         ids = self.prompter.expand_audio(self.prompter.encode(aligner_text(words)), audio.shape[0])
         x = self.net.embed(ids, audio)
-        cache = self.net.new_cache(1, len(ids))
-        hidden = self.net.forward_rows([x], cache)[0]
+        hidden = self.net.forward_rows([x], [self.net.new_cache(len(ids))])[0]
         slots = torch.tensor(ids, device=hidden.device) == self.cfg.timestamp_token_id
         return self.net.logits(hidden[slots]).argmax(-1).tolist()
 

@@ -35,7 +35,7 @@ def rope_table(cfg: TextConfig, n: int, device) -> tuple[torch.Tensor, torch.Ten
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: (B, H, T, hd); cos/sin: (B, 1, T, hd)
+    # x: (N, H, hd); cos/sin: (N, 1, hd)
     h = x.shape[-1] // 2
     rot = torch.cat([-x[..., h:], x[..., :h]], dim=-1)
     return x * cos + rot * sin
@@ -53,19 +53,32 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(hd, cfg.rms_norm_eps)
         self.k_norm = RMSNorm(hd, cfg.rms_norm_eps)
 
-    def forward(self, x, rope, mask, cache: KVCache, layer: int) -> torch.Tensor:
-        B, T, _ = x.shape
-        q = self.q_norm(self.q_proj(x).view(B, T, self.nq, self.hd)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).view(B, T, self.nkv, self.hd)).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        K, V = cache.write(layer, k, v)  # (B, kv, S, hd)
-        gqa = self.nq != self.nkv
-        if isinstance(mask, str):
-            o = F.scaled_dot_product_attention(q, K, V, is_causal=True, enable_gqa=gqa)
-        else:
-            o = F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
-        return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+    def forward(self, x, rope, rows: list[tuple[KVCache, int]], layer: int) -> torch.Tensor:
+        # x: (N, D) tokens of all rows packed; row b owns the next n_b of them
+        N = x.shape[0]
+        q = self.q_norm(self.q_proj(x).view(N, self.nq, self.hd))
+        k = self.k_norm(self.k_proj(x).view(N, self.nkv, self.hd))
+        v = self.v_proj(x).view(N, self.nkv, self.hd)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # (N, H, hd)
+        outs, s = [], 0
+        for cache, n in rows:
+            K, V = cache.write(layer, k[s : s + n].transpose(0, 1), v[s : s + n].transpose(0, 1))
+            o = row_attention(q[s : s + n].transpose(0, 1), K, V, cache.length, self.nq != self.nkv)
+            outs.append(o.transpose(0, 1).reshape(n, -1))
+            s += n
+        return self.o_proj(torch.cat(outs))
+
+
+def row_attention(q, K, V, start: int, gqa: bool) -> torch.Tensor:
+    """One row's causal attention: q (H, n, hd) at positions start.., over K, V (kv, start + n, hd)."""
+    n = q.shape[1]
+    if n == 1:
+        return F.scaled_dot_product_attention(q, K, V, enable_gqa=gqa)
+    if start == 0:
+        return F.scaled_dot_product_attention(q, K, V, is_causal=True, enable_gqa=gqa)
+    keys = torch.arange(start + n, device=q.device)
+    mask = keys[None, :] <= torch.arange(start, start + n, device=q.device)[:, None]
+    return F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
 
 
 class MLP(nn.Module):
@@ -87,26 +100,9 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, x, rope, mask, cache: KVCache, layer: int) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), rope, mask, cache, layer)
+    def forward(self, x, rope, rows: list[tuple[KVCache, int]], layer: int) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), rope, rows, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
-
-
-def attention_mask(lengths: list[int], pos: torch.Tensor) -> torch.Tensor | str | None:
-    """What each query may attend to: None (everything cached), "causal", or a bool mask.
-
-    Rows are right-padded, so when every row starts at the same length a plain causal mask is right
-    for all of them; only rows of different lengths need a per-row mask (B, 1, T, S).
-    """
-    T = pos.shape[1]
-    if len(set(lengths)) == 1:
-        if T == 1:
-            return None
-        if lengths[0] == 0:
-            return "causal"
-        pos = pos[:1]
-    keys = torch.arange(max(lengths) + T, device=pos.device)
-    return (keys[None, None, :] <= pos[:, :, None]).unsqueeze(1)
 
 
 class Decoder(nn.Module):
@@ -121,22 +117,25 @@ class Decoder(nn.Module):
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def rope(self, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (B, 1, T, hd) for positions pos (B, T)."""
+        """cos, sin (N, 1, hd) for positions pos (N,)."""
         need = int(pos.max()) + 1
         if self._rope is None or self._rope[0].shape[0] < need or self._rope[0].device != pos.device:
             self._rope = rope_table(self.cfg, max(need, 4096), pos.device)
         cos, sin = self._rope
         return cos[pos].unsqueeze(1).to(dtype), sin[pos].unsqueeze(1).to(dtype)
 
-    def forward(self, x: torch.Tensor, counts: list[int], cache: KVCache) -> torch.Tensor:
-        """x: (B, T, D) embeddings, row b has counts[b] real tokens (right-padded) -> (B, T, D)."""
-        B, T, _ = x.shape
-        cache.check_room(T)
-        start = torch.tensor(cache.lengths, device=x.device)
-        pos = start[:, None] + torch.arange(T, device=x.device)[None, :]  # (B, T)
+    def forward(self, x: torch.Tensor, rows: list[tuple[KVCache, int]]) -> torch.Tensor:
+        """x: (N, D) embeddings of all rows packed; rows: (cache, n) per row, in order -> (N, D).
+
+        Each row's tokens continue its own cache at its own positions: prefills, single decode
+        tokens and rows of any lengths run in one pass, with no padding.
+        """
+        for cache, n in rows:
+            cache.check_room(n)
+        pos = torch.cat([torch.arange(c.length, c.length + n) for c, n in rows]).to(x.device)
         rope = self.rope(pos, x.dtype)
-        mask = attention_mask(cache.lengths, pos)
         for i, layer in enumerate(self.layers):
-            x = layer(x, rope, mask, cache, i)
-        cache.advance(counts)
+            x = layer(x, rope, rows, i)
+        for cache, n in rows:
+            cache.advance(n)
         return self.norm(x)

@@ -36,9 +36,10 @@ class Qwen3ASRNet(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.thinker.model.embed_tokens.weight.dtype
 
-    def new_cache(self, batch: int, max_len: int) -> KVCache:
+    def new_cache(self, max_len: int) -> KVCache:
+        """An empty cache for one row of up to max_len tokens."""
         t = self.cfg.text
-        return KVCache(t.num_hidden_layers, batch, t.num_key_value_heads, t.head_dim, max_len, self.dtype, self.device)
+        return KVCache(t.num_hidden_layers, t.num_key_value_heads, t.head_dim, max_len, self.dtype, self.device)
 
     def embed(self, ids: list[int], audio: torch.Tensor) -> torch.Tensor:
         """Token embeddings of `ids` with the audio placeholders replaced by `audio` rows: (T, D)."""
@@ -50,12 +51,11 @@ class Qwen3ASRNet(nn.Module):
         x[slots] = audio.to(x.dtype)
         return x
 
-    def forward_rows(self, rows: list[torch.Tensor], cache: KVCache) -> torch.Tensor:
-        """Run the decoder over rows of embeddings (T_i, D), right-padded: -> hidden (B, T, D)."""
+    def forward_rows(self, rows: list[torch.Tensor], caches: list[KVCache]) -> list[torch.Tensor]:
+        """Run the decoder over rows of embeddings (T_i, D), each continuing its cache -> [(T_i, D)]."""
         counts = [r.shape[0] for r in rows]
-        T = max(counts)
-        x = torch.stack([nn.functional.pad(r, (0, 0, 0, T - r.shape[0])) for r in rows])
-        return self.thinker.model(x, counts, cache)
+        hidden = self.thinker.model(torch.cat(rows), list(zip(caches, counts)))
+        return list(hidden.split(counts))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.thinker.lm_head(hidden)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from asrstream.decoder.config import TextConfig
-from asrstream.decoder.generate import DecodingOptions, greedy, loop_length
+from asrstream.decoder.generate import DecodingOptions, Row, greedy, loop_length, step
 from asrstream.decoder.model import rope_table
 from asrstream.encoder.features import LogMel
 
@@ -28,8 +28,7 @@ def _prompt(n_audio: int) -> list[int]:
 def _ours_logits(net, ids, audio):
     with torch.no_grad():
         x = net.embed(ids, audio)
-        cache = net.new_cache(1, len(ids))
-        return net.logits(net.forward_rows([x], cache))[0]
+        return net.logits(net.forward_rows([x], [net.new_cache(len(ids))])[0])
 
 
 def test_interleaved_mrope_reduces_to_plain_rope():
@@ -73,14 +72,14 @@ def test_tied_checkpoint_shares_embedding_and_head(tmp_path):
 
 def _run_steps(net, rows, steps):
     """Prefill each row then feed `steps` fixed tokens; logits per row per step."""
-    cache = net.new_cache(len(rows), max(r.shape[0] for r in rows) + len(steps))
-    h = net.forward_rows(rows, cache)
-    out = [[net.logits(h[b, r.shape[0] - 1])] for b, r in enumerate(rows)]
+    caches = [net.new_cache(r.shape[0] + len(steps)) for r in rows]
+    h = net.forward_rows(rows, caches)
+    out = [[net.logits(h[b][-1])] for b in range(len(rows))]
     for tok in steps:
-        x = net.thinker.model.embed_tokens(torch.tensor([tok] * len(rows)))[:, None]
-        h = net.thinker.model(x, [1] * len(rows), cache)
+        x = net.thinker.model.embed_tokens(torch.tensor([tok]))
+        h = net.forward_rows([x] * len(rows), caches)
         for b in range(len(rows)):
-            out[b].append(net.logits(h[b, 0]))
+            out[b].append(net.logits(h[b][0]))
     return out
 
 
@@ -101,7 +100,7 @@ def test_incremental_decoding_equals_full_prefill(pair):
     ids = [20, 21, 22, 23, 24, 25, 26, 27]
     with torch.no_grad():
         emb = net.thinker.model.embed_tokens(torch.tensor(ids))
-        full = net.logits(net.forward_rows([emb], net.new_cache(1, 8)))[0]
+        full = net.logits(net.forward_rows([emb], [net.new_cache(8)])[0])
         steps = _run_steps(net, [emb[:4]], ids[4:])[0]
     for i, lg in enumerate(steps):
         assert torch.allclose(lg, full[3 + i], atol=1e-5)
@@ -111,23 +110,66 @@ def test_rollback_by_truncation_then_refeed_gives_same_logits(pair):
     _, net = pair
     with torch.no_grad():
         emb = net.thinker.model.embed_tokens(torch.tensor([30, 31, 32, 33, 34, 35]))
-        cache = net.new_cache(1, 16)
-        first = net.logits(net.forward_rows([emb], cache))[0, -1]
-        cache.truncate(0, 3)
-        net.forward_rows([net.thinker.model.embed_tokens(torch.tensor([40, 41]))], cache)  # a wrong branch
-        cache.truncate(0, 3)
-        again = net.logits(net.forward_rows([emb[3:]], cache))[0, -1]
-    assert cache.lengths == [6]
+        cache = net.new_cache(16)
+        first = net.logits(net.forward_rows([emb], [cache])[0][-1])
+        cache.truncate(3)
+        net.forward_rows([net.thinker.model.embed_tokens(torch.tensor([40, 41]))], [cache])  # a wrong branch
+        cache.truncate(3)
+        again = net.logits(net.forward_rows([emb[3:]], [cache])[0][-1])
+    assert cache.length == 6
     assert torch.allclose(first, again, atol=1e-6)
 
 
 def test_cache_overflow_and_bad_truncation_are_errors(pair):
     _, net = pair
-    cache = net.new_cache(1, 4)
+    cache = net.new_cache(4)
     with pytest.raises(ValueError, match="KV cache full"):
-        net.forward_rows([torch.zeros(5, 64)], cache)
+        net.forward_rows([torch.zeros(5, 64)], [cache])
+    assert cache.length == 0  # a refused pass leaves the row untouched
     with pytest.raises(ValueError, match="cannot truncate"):
-        cache.truncate(0, 1)
+        cache.truncate(1)
+
+
+def _decode_with_draft(net, prompt, draft, opts):
+    row = Row(net.new_cache(prompt.shape[0] + opts.max_new_tokens + len(draft)), prompt, opts, draft=list(draft))
+    passes = 0
+    while not row.done:
+        step(net, [row], (999,))
+        passes += 1
+    return row, passes
+
+
+def test_a_draft_gives_greedy_output_in_fewer_passes(pair):
+    _, net = pair
+    opts = DecodingOptions(max_new_tokens=12, repeat_limit=0)
+    g = torch.Generator().manual_seed(3)
+    prompt = torch.randn(9, 64, generator=g)
+    with torch.no_grad():
+        plain = greedy(net, [prompt], opts, (999,))[0]
+        right, right_passes = _decode_with_draft(net, prompt, plain[:8], opts)
+        wrong = plain[:3] + [(plain[3] + 1) % 100] + plain[4:8]
+        fixed, fixed_passes = _decode_with_draft(net, prompt, wrong, opts)
+        none, none_passes = _decode_with_draft(net, prompt, [], opts)
+    assert right.out == fixed.out == none.out == plain
+    assert (right.accepted, fixed.accepted) == (8, 3)
+    assert right_passes == none_passes - 8 and fixed_passes == none_passes - 3
+
+
+def test_rows_join_and_leave_between_steps(pair):
+    """A row added while another is mid-decoding, and rows finishing early, change nobody's tokens."""
+    _, net = pair
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randn(n, 64, generator=g) for n in (6, 11, 4)]
+    limits = [10, 3, 7]
+    with torch.no_grad():
+        alone = [greedy(net, [p], DecodingOptions(max_new_tokens=n, repeat_limit=0), (999,))[0]
+                 for p, n in zip(prompts, limits)]
+        rows = [Row(net.new_cache(p.shape[0] + n), p, DecodingOptions(max_new_tokens=n, repeat_limit=0))
+                for p, n in zip(prompts, limits)]
+        step(net, rows[:2], (999,))
+        while not all(r.done for r in rows):
+            step(net, rows, (999,))
+    assert [r.out for r in rows] == alone
 
 
 def test_loop_length_detects_repeated_ngrams():

@@ -149,7 +149,7 @@ def test_int8_decoder_quantization_stays_close_to_float32(tmp_path):
     assert "quantized" in type(int8.thinker.model.layers[0].mlp.up_proj).__module__
     x = torch.randn(40, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        lf, lq = (n.logits(n.forward_rows([x], n.new_cache(1, 40)))[0] for n in (fp32, int8))
+        lf, lq = (n.logits(n.forward_rows([x], [n.new_cache(40)])[0]) for n in (fp32, int8))
     rel_rms = ((lf - lq).pow(2).mean() / lf.pow(2).mean()).sqrt().item()
     assert rel_rms < 0.02, rel_rms
     assert (lf.argmax(-1) == lq.argmax(-1)).float().mean() > 0.9

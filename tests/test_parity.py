@@ -37,8 +37,8 @@ def models(request, tmp_path_factory):
 
 def _prefill_logits(ours, prompt, audio):
     with torch.inference_mode():
-        hidden = ours.net.forward_rows([ours.net.embed(prompt, audio)], ours.net.new_cache(1, len(prompt)))
-        return ours.net.logits(hidden)[0]
+        hidden = ours.net.forward_rows([ours.net.embed(prompt, audio)], [ours.net.new_cache(len(prompt))])
+        return ours.net.logits(hidden[0])
 
 
 def _check_generation(ours, ref, wav, context="", language=None):
@@ -50,8 +50,8 @@ def _check_generation(ours, ref, wav, context="", language=None):
     with windowed_reference(), torch.no_grad():
         ref_audio = ref.model.thinker.audio_tower(mel, feature_lens=torch.tensor([mel.shape[1]])).last_hidden_state
     assert (audio - ref_audio).abs().max().item() <= 1e-4
-    assert (_prefill_logits(ours, prompt, ref_audio) - ref_logits).abs().max().item() <= 1e-4
-    scale = ref_logits.abs().max().item()
+    scale = ref_logits.abs().max().item()  # float32 rounding: relative error ~1e-5 of the largest logit
+    assert (_prefill_logits(ours, prompt, ref_audio) - ref_logits).abs().max().item() <= 1e-5 * scale
     assert (_prefill_logits(ours, prompt, audio) - ref_logits).abs().max().item() <= 1e-5 * scale
     assert ids == ref_ids
     assert raw == ref_raw
