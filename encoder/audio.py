@@ -142,7 +142,7 @@ def split_at_low_energy(
     start = 0
     while total - start > max_len:
         cut = start + max_len
-        boundary = _quietest_point(x, max(start, cut - expand), min(total, cut + expand), win, cut)
+        boundary = quietest_point(x, max(start, cut - expand), min(total, cut + expand), win, cut)
         boundary = min(max(boundary, start + 1), total)
         spans.append((start, boundary))
         start = boundary
@@ -150,7 +150,7 @@ def split_at_low_energy(
     return spans
 
 
-def _quietest_point(x: np.ndarray, left: int, right: int, win: int, default: int) -> int:
+def quietest_point(x: np.ndarray, left: int, right: int, win: int, default: int) -> int:
     """Index of the lowest-|x| sample in the lowest-energy `win`-window of x[left:right]."""
     if right - left <= win:
         return default

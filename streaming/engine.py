@@ -1,0 +1,327 @@
+"""The engine: one model, many sessions, one worker thread that batches their work.
+
+Scheduling (iteration-level continuous batching, as vLLM's scheduler does it):
+each iteration of the worker
+1. moves every session's new audio and commands in (VAD, endpointing; cheap, pure Python/C),
+2. starts the next pass of every idle session that has one due, encoding all of their audio in
+   one batched encoder call,
+3. runs ONE packed decoder pass over the new passes' prefills and the running passes' next
+   tokens (rows of any lengths, each with its own cache), then picks tokens;
+4. finishes passes whose rows are done (partials, finals, aligner).
+Sessions join and leave between iterations; a session has at most one pass in flight (fairness:
+every session with due work advances one step per iteration). The worker sleeps on a condition
+variable when there is nothing to do (no polling). A step that raises fails only its session: it
+gets an `error` event and is closed; a batched call that raises is retried row by row to find it.
+The asyncio side (Session) only enqueues audio and awaits events; no model code runs on the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import torch
+
+from ..decoder.generate import step as decode_step
+from ..decoder.prompt import normalize_language
+from ..encoder.audio import SAMPLE_RATE, check_samples
+from .encoder import encode
+from .events import Closed, Error, Event
+from .options import StreamOptions
+from .segment import build_row
+from .stream import Stream, revision
+
+log = logging.getLogger("asrstream.engine")
+
+
+class EngineError(RuntimeError):
+    """Base of the engine's errors; `code` is the documented error code."""
+    code = "internal_error"
+
+
+class CapacityError(EngineError):
+    code = "overloaded"
+
+
+class EngineClosed(EngineError):
+    code = "shutting_down"
+
+
+class Runtime:
+    """What streams need of the model: encoder, features, prompts, caches, aligner."""
+
+    def __init__(self, model, aligner=None):
+        self.model, self.aligner = model, aligner
+        self.tower = model.net.thinker.audio_tower
+        self.mel = model.mel
+        self.revisions = {"finals": 0, "revised": 0, "amount": 0.0}
+
+    def window_tokens(self, opts: StreamOptions) -> int:
+        cfg = self.tower.cfg
+        return cfg.tokens_per_chunk * opts.window_seconds if opts.window_seconds else cfg.window_tokens
+
+    def prompt(self, context: str, language: str | None) -> tuple[list[int], list[int]]:
+        """(head ids, tail ids): the prompt before and after the audio placeholder."""
+        p = self.model.prompter
+        ids = p.template_ids(context, language)
+        i = ids.index(p.audio_id)
+        return ids[:i], ids[i + 1 :]
+
+    def cache_room(self, opts: StreamOptions, context: str) -> int:
+        """Tokens a session's row may hold: prompt, a longest segment's audio, prefix, new tokens, draft."""
+        cfg = self.tower.cfg
+        audio = cfg.tokens_for_frames(int((opts.max_segment_seconds + opts.chunk_seconds + 1) * 100))
+        head, tail = self.prompt(context, opts.language)
+        return len(head) + len(tail) + audio + 2 * opts.max_new_tokens + 64
+
+    def new_cache(self, opts: StreamOptions, context: str):
+        return self.model.net.new_cache(self.cache_room(opts, context))
+
+    def decode(self, ids: list[int]) -> str:
+        return self.model.prompter.decode(ids)
+
+    def align(self, wav: np.ndarray, text: str, language: str) -> list[dict]:
+        return self.aligner.align(wav, text, language or "English") if self.aligner is not None else []
+
+    def count_revision(self, partial: str | None, final: str) -> None:
+        r = self.revisions
+        r["finals"] += 1
+        if partial is not None and partial != final:
+            r["revised"] += 1
+        r["amount"] += revision(partial, final)
+
+
+class Engine:
+    """Serves many streaming sessions from one loaded model (and optionally a forced aligner)."""
+
+    def __init__(self, model, aligner=None, max_sessions: int = 64, max_buffer_seconds: float = 20.0):
+        self.rt = Runtime(model, aligner)
+        self.max_sessions = max_sessions
+        self.max_buffer = int(max_buffer_seconds * SAMPLE_RATE)
+        self._cv = threading.Condition()
+        self._new: list[Stream] = []
+        self._streams: list[Stream] = []
+        self._sessions: dict[str, "Session"] = {}
+        self._rows: list = []  # passes being decoded
+        self._wake = False
+        self._stopping = False
+        self._ids = itertools.count(1)
+        self.step_seconds: deque[float] = deque(maxlen=10000)  # wall time of each pass, recent ones
+        self.iterations = 0
+        self._thread = threading.Thread(target=self._run, name="asrstream-engine", daemon=True)
+        self._thread.start()
+
+    # -- asyncio side -------------------------------------------------------------------------------
+    def open_session(self, options: StreamOptions | None = None) -> "Session":
+        """A new session (call from a running event loop). ValueError for bad options."""
+        opts = options or StreamOptions()
+        lang = normalize_language(opts.language, self.rt.model.languages) if opts.language else None
+        if self._stopping:
+            raise EngineClosed("the engine is shutting down")
+        if len(self._sessions) >= self.max_sessions:
+            raise CapacityError(f"all {self.max_sessions} sessions are in use; retry later")
+        sid = f"s{next(self._ids)}"
+        session = Session(self, sid, asyncio.get_running_loop())
+        stream = Stream(sid, opts, lang, self.rt, session._deliver)
+        session._stream = stream
+        self._sessions[sid] = session
+        with self._cv:
+            self._new.append(stream)
+            self._notify()
+        return session
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def _notify(self) -> None:
+        """Wake the worker (call with self._cv held)."""
+        self._wake = True
+        self._cv.notify()
+
+    def wake(self) -> None:
+        with self._cv:
+            self._notify()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the worker; open sessions get `closed` with reason shutdown."""
+        with self._cv:
+            self._stopping = True
+            self._notify()
+        self._thread.join(timeout)
+
+    # -- worker ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cv:
+                while not (self._wake or self._rows or self._stopping):
+                    self._cv.wait()
+                self._wake = False
+                self._streams += self._new
+                self._new.clear()
+                if self._stopping:
+                    break
+            self._iterate()
+        for st in self._streams + self._new:
+            self._end(st, st.close_event("shutdown"))
+
+    def _iterate(self) -> None:
+        self.iterations += 1
+        for st in self._streams:
+            self._guard(st, st.ingest)
+        jobs = [j for st in self._streams if (j := self._guard(st, st.next_job)) is not None]
+        if jobs:
+            self._start(jobs)
+        if self._rows:
+            self._decode()
+        for st in list(self._streams):
+            if not st.closed and st.done():
+                self._end(st, st.close_event())
+        for session in list(self._sessions.values()):
+            session._space_check()
+
+    def _start(self, jobs) -> None:
+        """Encode the new passes' audio in one batch, then queue their decoder rows."""
+        encoded = self._batched(lambda js: encode(self.rt.tower, [(j.seg.enc, j.kind) for j in js]), jobs)
+        for job, enc in zip(jobs, encoded):
+            if enc is not None:
+                self._guard(job.stream, self._queue_row, job, enc)
+
+    def _queue_row(self, job, enc) -> None:
+        st = job.stream
+        head = None
+        head_ids, tail_ids = self.rt.prompt(st.context, st.language)
+        if not st.head_ready:
+            if st.cache.max_len < self.rt.cache_room(st.opts, st.context):
+                st.cache = self.rt.new_cache(st.opts, st.context)
+            head = self.rt.model.net.thinker.model.embed_tokens(torch.tensor(head_ids, device=self.rt.model.net.device))
+            st.head_ready = True
+        limit = st.opts.token_limit(job.audio_end / SAMPLE_RATE)
+        job.row = build_row(job, self.rt.model.net, enc, head, len(head_ids), tail_ids, st.cache, limit)
+        self._rows.append(job)
+
+    def _decode(self) -> None:
+        """One packed decoder pass over all running rows; finish the passes that are done."""
+        eos = self.rt.model.cfg.eos_token_ids
+        net = self.rt.model.net
+        self._batched(lambda js: [decode_step(net, [j.row for j in js], eos)] * len(js), self._rows)
+        for job in [j for j in self._rows if j.row.done or j.stream.closed]:
+            self._rows.remove(job)
+            if not job.stream.closed:
+                self.step_seconds.append(time.perf_counter() - job.started)
+                self._guard(job.stream, job.stream.finish, job)
+                self._wake = True  # its session may have its next pass due already
+
+    def _batched(self, fn, jobs: list) -> list:
+        """fn(jobs) -> one result per job; if it raises, run each job alone and fail the ones that raise."""
+        try:
+            return fn(jobs)
+        except Exception:
+            log.exception("batched pass failed; retrying its %d sessions one by one", len(jobs))
+        out = []
+        for j in jobs:
+            res = self._guard(j.stream, fn, [j])
+            out.append(res[0] if res is not None else None)
+        return out
+
+    def _guard(self, st: Stream, fn, *args):
+        """Run fn for one stream; an exception fails that stream alone."""
+        if st.closed:
+            return None
+        try:
+            return fn(*args)
+        except Exception as e:  # the session ends with an error event; the engine goes on
+            log.exception("session %s failed", st.id)
+            st.job = None
+            self._rows = [j for j in self._rows if j.stream is not st]
+            st.emit(Error("internal_error", f"the session failed while decoding ({type(e).__name__}); it was closed"))
+            self._end(st, st.close_event("error"))
+            return None
+
+    def _end(self, st: Stream, event: Closed) -> None:
+        st.closed = True
+        if st in self._streams:
+            self._streams.remove(st)
+        st.cache = None
+        st.emit(event)
+
+
+class Session:
+    """The asyncio handle of one stream: feed audio, finalize, close, iterate events."""
+
+    def __init__(self, engine: Engine, sid: str, loop: asyncio.AbstractEventLoop):
+        self.id, self._engine, self._loop = sid, engine, loop
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._space = asyncio.Event()
+        self._stream: Stream | None = None
+        self._ended = False
+
+    async def feed(self, pcm) -> None:
+        """Queue float32 16 kHz mono samples; waits while the session is too far behind (back-pressure)."""
+        x = np.asarray(pcm)
+        if x.size == 0:
+            return
+        if x.ndim != 1:
+            raise ValueError(f"pcm must be mono, shape (samples,), got {x.shape}")
+        x = check_samples(x, "pcm").astype(np.float32, copy=False)
+        if self._ended or self._stream.closing:
+            raise EngineClosed("the session is closed")
+        while self._stream.backlog() > self._engine.max_buffer and not self._stream.closed:
+            self._space.clear()
+            await self._space.wait()
+        self._stream.push(x)
+        self._engine.wake()
+
+    def finalize(self) -> None:
+        """Close the current segment now (its final follows); the stream stays open."""
+        self._command("finalize")
+
+    def close(self) -> None:
+        """Finalize, then end: the last event is `closed`."""
+        self._command("close")
+
+    def _command(self, name: str) -> None:
+        if not self._stream.closed:
+            self._stream.command(name)
+            self._engine.wake()
+
+    async def next_event(self) -> Event:
+        return await self._events.get()
+
+    def __aiter__(self):
+        return self._iter()
+
+    async def _iter(self):
+        while not self._ended:
+            ev = await self._events.get()
+            yield ev
+
+    @property
+    def work(self) -> dict:
+        return dict(self._stream.work)
+
+    # -- worker thread -> loop ----------------------------------------------------------------------
+    def _deliver(self, ev: Event) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._put, ev)
+        except RuntimeError:  # the loop is gone: nobody is listening any more
+            pass
+
+    def _put(self, ev: Event) -> None:
+        if isinstance(ev, Closed):
+            self._ended = True
+            self._engine._sessions.pop(self.id, None)
+            self._space.set()
+        self._events.put_nowait(ev)
+
+    def _space_check(self) -> None:
+        if not self._space.is_set() and self._stream.backlog() <= self._engine.max_buffer:
+            try:
+                self._loop.call_soon_threadsafe(self._space.set)
+            except RuntimeError:
+                pass

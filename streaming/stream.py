@@ -1,0 +1,221 @@
+"""The worker-side state of one session: audio in, segments, passes, events out.
+
+Every method here runs on the engine's worker thread, except `push`/`command` (any thread, under
+the stream's lock). Audio is consumed in whole VAD frames; segments open and close on the
+endpointer's decisions, at `max_segment_seconds` (cut at the quietest 100 ms near the limit), on
+finalize and on close. Segments are decoded strictly in order, one pass at a time per session, and
+steps fall on fixed boundaries of segment time, so a session's results never depend on how its
+audio was split into feeds or on what other sessions ran beside it.
+"""
+from __future__ import annotations
+
+import difflib
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+import numpy as np
+
+from ..decoder.prompt import parse_output
+from ..encoder.audio import quietest_point
+from .encoder import STEP, SegmentEncoder
+from .endpoint import SAMPLE_RATE, Endpointer, VoiceDetector
+from .events import Closed, Final, Partial, SpeechStarted
+from .features import AudioBuffer, IncrementalMel
+from .options import StreamOptions
+from .rollback import next_prefix, split_stable
+from .segment import Job, Segment, due_job
+
+CUT_SEARCH = 3 * SAMPLE_RATE  # a max-length cut falls in the last 3 s before the limit
+
+
+class Stream:
+    def __init__(self, sid: str, options: StreamOptions, language: str | None, runtime, emit: Callable):
+        self.id, self.opts, self.language, self.rt, self.emit = sid, options, language, runtime, emit
+        self.lock = threading.Lock()
+        self.inbox: list[np.ndarray] = []
+        self.commands: list[str] = []
+        self.audio = AudioBuffer()  # stream samples from `base` on
+        self.base = 0
+        self.total = 0  # samples consumed from the inbox
+        self.pushed = 0
+        self.vad = VoiceDetector(options.vad_aggressiveness, options.vad_frame_ms)
+        self.ends = Endpointer(options.vad_frame_ms, options.silence_ms)
+        self.segments: deque[Segment] = deque()
+        self.next_id = 0
+        self.finals = 0
+        self.job: Job | None = None
+        self.closing = False
+        self.closed = False
+        self.context = options.context
+        self.cache = runtime.new_cache(options, options.context)
+        self.head_ready = False  # the prompt head's keys/values are in the cache
+        self.work = {"encoder_tokens": 0, "audio_tokens": 0, "max_prefill": 0, "prefill_tokens": 0, "steps": 0}
+
+    # -- any thread -------------------------------------------------------------------------------
+    def push(self, samples: np.ndarray) -> None:
+        with self.lock:
+            self.inbox.append(samples)
+            self.pushed += len(samples)
+
+    def command(self, name: str) -> None:
+        with self.lock:
+            self.commands.append(name)
+
+    def backlog(self) -> int:
+        """Samples fed but not yet processed (waiting for VAD or for a step)."""
+        behind = self.pushed - self.total
+        seg = self.segments[-1] if self.segments else None
+        if seg is not None and seg.end is None and self._steps_enabled():
+            behind += max(0, self.total - seg.start - seg.steps_done * self._chunk())
+        return behind
+
+    # -- worker: audio in ----------------------------------------------------------------------
+    def ingest(self) -> None:
+        with self.lock:
+            chunks, self.inbox = self.inbox, []
+            commands, self.commands = self.commands, []
+        for x in chunks:
+            self._consume(x)
+        for c in commands:
+            self._end_now(c)
+            self.closing = self.closing or c == "close"
+
+    def _consume(self, x: np.ndarray) -> None:
+        self.audio.append(x)
+        first = self.total
+        self.total += len(x)
+        frame = self.vad.frame
+        for i, voiced in enumerate(self.vad.frames(x)):
+            for kind, at in self.ends.push(voiced):
+                self._on_endpoint(kind, at, (first // frame + i + 1) * frame)
+        self._check_length()
+        self._trim()
+
+    def _on_endpoint(self, kind: str, at: int, now: int) -> None:
+        if kind == "start":
+            self._open_segment(at)
+        elif self.segments and self.segments[-1].end is None:
+            self._close_segment(min(at, now), "endpoint")
+
+    def _check_length(self) -> None:
+        seg = self.segments[-1] if self.segments else None
+        limit = int(self.opts.max_segment_seconds * SAMPLE_RATE)
+        if seg is None or seg.end is not None or self.total - seg.start < limit:
+            return
+        right = seg.start + limit
+        cut = quietest_point(self.audio.view, right - CUT_SEARCH - self.base, right - self.base,
+                             SAMPLE_RATE // 10, right - self.base) + self.base
+        self._close_segment(cut, "max_length")
+        self.ends.restart_at(cut)
+        self._open_segment(cut)
+
+    def _end_now(self, reason: str) -> None:
+        if self.segments and self.segments[-1].end is None:
+            self._close_segment(self.ends.close_at(self.total), reason)
+
+    def _open_segment(self, start: int) -> None:
+        enc = SegmentEncoder(self.rt.tower, IncrementalMel(self.rt.mel), self.rt.window_tokens(self.opts),
+                             self.opts.encoder_mode)
+        self.segments.append(Segment(self.next_id, start, enc))
+        self.next_id += 1
+        self.emit(SpeechStarted(self.segments[-1].id, round(start / SAMPLE_RATE, 3)))
+
+    def _close_segment(self, end: int, reason: str) -> None:
+        seg = self.segments[-1]
+        seg.end, seg.reason = max(end, seg.start), reason
+
+    def _trim(self) -> None:
+        """Drop audio no pending segment needs (keeping the endpointer's pre-roll)."""
+        keep = min([s.start for s in self.segments] + [self.total - SAMPLE_RATE])
+        if keep - self.base > 10 * SAMPLE_RATE:
+            rest = self.audio.view[keep - self.base :].copy()
+            self.audio = AudioBuffer(max(len(rest), SAMPLE_RATE))
+            self.audio.append(rest)
+            self.base = keep
+
+    # -- worker: passes ------------------------------------------------------------------------
+    def _chunk(self) -> int:
+        return round(self.opts.chunk_seconds * SAMPLE_RATE)
+
+    def _steps_enabled(self) -> bool:
+        return self.opts.interim_results or self.opts.final_pass == "continue"
+
+    def next_job(self) -> Job | None:
+        if self.job is not None or not self.segments:
+            return None
+        seg = self.segments[0]
+        have = (seg.end if seg.end is not None else self.total) - seg.start
+        job = due_job(self, seg, have, self._chunk(), self._steps_enabled(), self.opts.final_pass)
+        if job is not None:
+            lo = seg.start + seg.enc.mel.audio.size - self.base
+            hi = seg.start + min(have, job.audio_end + (0 if job.final else 40)) - self.base
+            seg.enc.mel.append(self.audio.view[lo:hi])
+            job.started = time.perf_counter()
+        self.job = job
+        return job
+
+    def finish(self, job: Job) -> None:
+        """A pass's tokens are decoded: update the hypothesis and emit a partial or the final."""
+        self.job = None
+        seg, tokens = job.seg, job.prefix + job.row.out
+        self.work["steps"] += 1
+        self.work["prefill_tokens"] += job.prefill_tokens
+        self.work["max_prefill"] = max(self.work["max_prefill"], job.prefill_tokens)
+        decode = self.rt.decode
+        if job.kind == STEP:
+            seg.steps_done += 1
+            seg.hyp = tokens
+            seg.prefix = next_prefix(seg.prefix, tokens, seg.steps_done, self.opts.unfixed_chunks,
+                                     self.opts.rollback_tokens, decode)
+            self._partial(seg, job, decode(seg.prefix), decode(tokens))
+            if len(seg.prefix) >= self.opts.token_limit(seg.steps_done * self.opts.chunk_seconds) and seg.end is None:
+                self._close_segment(seg.start + job.audio_end, "max_length")  # a runaway hypothesis
+            return
+        self._final(seg, job, tokens)
+
+    def _partial(self, seg: Segment, job: Job, stable_raw: str, raw: str) -> None:
+        stable, unstable, lang = split_stable(stable_raw, raw, self.language, seg.stable)
+        seg.stable = stable
+        text = stable + unstable
+        if not self.opts.interim_results or not text.strip() or text == seg.last_text:
+            return
+        seg.last_text = text
+        self.emit(Partial(seg.id, seg.seq, stable, unstable, _s(seg.start), _s(seg.start + job.audio_end), lang))
+        seg.seq += 1
+
+    def _final(self, seg: Segment, job: Job, tokens: list[int]) -> None:
+        self.segments.popleft()
+        self.work["encoder_tokens"] += seg.enc.tokens_encoded
+        self.work["audio_tokens"] += self.rt.tower.cfg.tokens_for_frames(seg.enc.mel.frames)
+        lang, text = parse_output(self.rt.decode(tokens), self.language)
+        if self.opts.previous_text_as_context and text:
+            self.context, self.head_ready = text, False
+        if not text:
+            return
+        words = self.rt.align(seg.audio, text, lang) if self.opts.word_timestamps else []
+        offset = seg.start / SAMPLE_RATE
+        end = (seg.start + len(seg.audio)) / SAMPLE_RATE
+        words = [{"word": w["word"], "start": round(min(w["start"] + offset, end), 3),
+                  "end": round(min(w["end"] + offset, end), 3)} for w in words]
+        self.rt.count_revision(seg.last_text, text)
+        self.finals += 1
+        self.emit(Final(seg.id, text, lang, _s(seg.start), round(end, 3), seg.reason, words, tokens))
+
+    def done(self) -> bool:
+        """Closing and nothing left to decode: the session can end."""
+        return self.closing and self.job is None and not self.segments and not self.inbox
+
+    def close_event(self, reason: str = "close") -> Closed:
+        self.closed = True
+        return Closed(round(self.total / SAMPLE_RATE, 3), self.finals, reason)
+
+
+def _s(samples: int) -> float:
+    return round(samples / SAMPLE_RATE, 3)
+
+
+def revision(partial: str | None, final: str) -> float:
+    """How much a final differs from the segment's last partial: 0 (same) .. 1."""
+    return 1.0 - difflib.SequenceMatcher(None, partial or "", final).ratio()
