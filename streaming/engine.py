@@ -112,6 +112,7 @@ class Engine:
         self._ids = itertools.count(1)
         self.step_seconds: deque[float] = deque(maxlen=10000)  # wall time of each pass, recent ones
         self.iterations = 0
+        self.busiest_batch = 0  # most rows in one decoder pass
         self._thread = threading.Thread(target=self._run, name="asrstream-engine", daemon=True)
         self._thread.start()
 
@@ -209,6 +210,7 @@ class Engine:
         """One packed decoder pass over all running rows; finish the passes that are done."""
         eos = self.rt.model.cfg.eos_token_ids
         net = self.rt.model.net
+        self.busiest_batch = max(self.busiest_batch, len(self._rows))
         self._batched(lambda js: [decode_step(net, [j.row for j in js], eos)] * len(js), self._rows)
         for job in [j for j in self._rows if j.row.done or j.stream.closed]:
             self._rows.remove(job)
@@ -260,6 +262,8 @@ class Session:
         self._space = asyncio.Event()
         self._stream: Stream | None = None
         self._ended = False
+        self._closing = False
+        self._drained = False  # `closed` was handed to the reader
 
     async def feed(self, pcm) -> None:
         """Queue float32 16 kHz mono samples; waits while the session is too far behind (back-pressure)."""
@@ -269,7 +273,7 @@ class Session:
         if x.ndim != 1:
             raise ValueError(f"pcm must be mono, shape (samples,), got {x.shape}")
         x = check_samples(x, "pcm").astype(np.float32, copy=False)
-        if self._ended or self._stream.closing:
+        if self._ended or self._closing:
             raise EngineClosed("the session is closed")
         while self._stream.backlog() > self._engine.max_buffer and not self._stream.closed:
             self._space.clear()
@@ -282,8 +286,10 @@ class Session:
         self._command("finalize")
 
     def close(self) -> None:
-        """Finalize, then end: the last event is `closed`."""
-        self._command("close")
+        """Finalize, then end: the last event is `closed`. Feeding after this raises EngineClosed."""
+        if not self._closing:
+            self._closing = True
+            self._command("close")
 
     def _command(self, name: str) -> None:
         if not self._stream.closed:
@@ -297,8 +303,9 @@ class Session:
         return self._iter()
 
     async def _iter(self):
-        while not self._ended:
+        while not self._drained:
             ev = await self._events.get()
+            self._drained = isinstance(ev, Closed)
             yield ev
 
     @property

@@ -36,7 +36,7 @@ def split_stable(stable_raw: str, full_raw: str, forced_language: str | None, pr
     """
     language, text = parse_output(full_raw, forced_language)
     stable = ""
-    if forced_language or ASR_TAG in stable_raw:
+    if forced_language or ASR_TAG in stable_raw or ASR_TAG not in full_raw:  # else: the tag is still unstable
         stable = parse_output(stable_raw, forced_language)[1]
     if not stable.startswith(prev_stable) or not text.startswith(stable):
         stable = prev_stable

@@ -25,7 +25,7 @@ from .events import Closed, Final, Partial, SpeechStarted
 from .features import AudioBuffer, IncrementalMel
 from .options import StreamOptions
 from .rollback import next_prefix, split_stable
-from .segment import Job, Segment, due_job
+from .segment import LOOKAHEAD, Job, Segment, due_job
 
 CUT_SEARCH = 3 * SAMPLE_RATE  # a max-length cut falls in the last 3 s before the limit
 
@@ -34,8 +34,7 @@ class Stream:
     def __init__(self, sid: str, options: StreamOptions, language: str | None, runtime, emit: Callable):
         self.id, self.opts, self.language, self.rt, self.emit = sid, options, language, runtime, emit
         self.lock = threading.Lock()
-        self.inbox: list[np.ndarray] = []
-        self.commands: list[str] = []
+        self.inbox: list[np.ndarray | str] = []  # audio and commands, in the order they came
         self.audio = AudioBuffer()  # stream samples from `base` on
         self.base = 0
         self.total = 0  # samples consumed from the inbox
@@ -61,26 +60,27 @@ class Stream:
 
     def command(self, name: str) -> None:
         with self.lock:
-            self.commands.append(name)
+            self.inbox.append(name)
 
     def backlog(self) -> int:
         """Samples fed but not yet processed (waiting for VAD or for a step)."""
-        behind = self.pushed - self.total
+        behind = self.pushed - self.total  # not yet through VAD
         seg = self.segments[-1] if self.segments else None
-        if seg is not None and seg.end is None and self._steps_enabled():
-            behind += max(0, self.total - seg.start - seg.steps_done * self._chunk())
+        if seg is not None and seg.end is None and self._steps_enabled():  # steps due but not done
+            pending = self.total - seg.start - seg.steps_done * self._chunk() - LOOKAHEAD
+            behind += max(0, pending // self._chunk()) * self._chunk()
         return behind
 
     # -- worker: audio in ----------------------------------------------------------------------
     def ingest(self) -> None:
         with self.lock:
-            chunks, self.inbox = self.inbox, []
-            commands, self.commands = self.commands, []
-        for x in chunks:
-            self._consume(x)
-        for c in commands:
-            self._end_now(c)
-            self.closing = self.closing or c == "close"
+            items, self.inbox = self.inbox, []
+        for x in items:
+            if isinstance(x, str):
+                self._end_now(x)
+                self.closing = self.closing or x == "close"
+            else:
+                self._consume(x)
 
     def _consume(self, x: np.ndarray) -> None:
         self.audio.append(x)
@@ -150,7 +150,7 @@ class Stream:
         job = due_job(self, seg, have, self._chunk(), self._steps_enabled(), self.opts.final_pass)
         if job is not None:
             lo = seg.start + seg.enc.mel.audio.size - self.base
-            hi = seg.start + min(have, job.audio_end + (0 if job.final else 40)) - self.base
+            hi = seg.start + min(have, job.audio_end + (0 if job.final else LOOKAHEAD)) - self.base
             seg.enc.mel.append(self.audio.view[lo:hi])
             job.started = time.perf_counter()
         self.job = job

@@ -1,0 +1,207 @@
+"""The streaming engine end to end on tiny checkpoints, with speech synthesized by espeak-ng."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from asrstream import load_model
+from asrstream.decoder.generate import DecodingOptions
+from asrstream.streaming.engine import Engine
+from asrstream.streaming.events import Error, Final, Partial, SpeechStarted
+from asrstream.streaming.options import StreamOptions
+from asrstream.testmodel import make_test_model
+
+from .speech import SENTENCES, SR, noise, silence, spans_of, tts
+from .streams import closed, finals, partials, run_session
+
+NEW = 40  # hypothesis cap: random weights rarely say EOS, keep decodes short
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Same weights (seed 0), attention windows of 1, 2 and 8 s."""
+    out = {}
+    for w in (1, 2, 8):
+        d = make_test_model(tmp_path_factory.mktemp(f"w{w}"), "asr", "tiny", seed=0,
+                            overrides={"audio": {"n_window_infer": 100 * w}})
+        out[w] = load_model(str(d), dtype="float32")
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(models):
+    e = Engine(models[8])
+    yield e
+    e.shutdown()
+
+
+def _opts(**kw) -> StreamOptions:
+    return StreamOptions(**{"max_new_tokens": NEW, "max_tokens_per_second": None, **kw})
+
+
+def _offline_ids(model, audio: np.ndarray, final: Final) -> list[int]:
+    seg = audio[round(final.start * SR) : round(final.end * SR)]
+    return model.transcribe(seg, options=DecodingOptions(max_new_tokens=NEW)).token_ids
+
+
+def _three_utterances():
+    """Speech, a long pause (endpoint), speech then finalize, speech then close."""
+    audio, spans = spans_of([silence(0.4), tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1]), tts(SENTENCES[2])])
+    return audio, {int(spans[3][1] * SR) // 16 * 16: "finalize"}
+
+
+@pytest.mark.parametrize("window", [1, 2, 8])
+@pytest.mark.parametrize("chunk", [0.5, 1.0, 2.0])
+async def test_offline_finals_equal_transcribe_of_their_span(models, window, chunk):
+    model = models[window]
+    engine = Engine(model)
+    try:
+        audio, commands = _three_utterances()
+        events = await run_session(engine, audio, _opts(chunk_seconds=chunk), commands=commands)
+    finally:
+        engine.shutdown()
+    got = finals(events)
+    assert [f.reason for f in got] == ["endpoint", "finalize", "close"]
+    for f in got:
+        assert f.token_ids == _offline_ids(model, audio, f)
+    assert closed(events).segments == 3
+
+
+async def test_window_option_overrides_the_checkpoint(models, engine):
+    audio, commands = _three_utterances()
+    events = await run_session(engine, audio, _opts(window_seconds=2), commands=commands)
+    for f in finals(events):
+        assert f.token_ids == _offline_ids(models[2], audio, f)
+
+
+@pytest.mark.parametrize("mode,final_pass", [("exact", "offline"), ("exact", "continue"), ("cached", "continue")])
+async def test_stable_text_is_a_prefix_of_every_later_partial(engine, mode, final_pass):
+    audio = np.concatenate([tts(s) for s in SENTENCES[:3]])
+    events = await run_session(engine, audio, _opts(chunk_seconds=0.5, encoder_mode=mode, final_pass=final_pass,
+                                                    unfixed_chunks=1, rollback_tokens=3, max_new_tokens=120,
+                                                    max_tokens_per_second=6.0),
+                                lockstep=True)
+    by_seg: dict[int, list[Partial]] = {}
+    for p in partials(events):
+        by_seg.setdefault(p.segment_id, []).append(p)
+    assert sum(len(v) for v in by_seg.values()) >= 10
+    grew = False
+    for seg, ps in by_seg.items():
+        assert [p.seq for p in ps] == list(range(len(ps)))
+        for i, p in enumerate(ps):
+            assert p.text.startswith(p.stable_text)
+            for later in ps[i + 1 :]:
+                assert later.stable_text.startswith(p.stable_text) and later.text.startswith(p.stable_text)
+        grew = grew or len(ps[-1].stable_text) > len(ps[0].stable_text)
+        if final_pass == "continue":
+            final = next(f for f in finals(events) if f.segment_id == seg)
+            assert final.text.startswith(ps[-1].stable_text)
+    assert grew
+
+
+async def test_silence_and_noise_produce_no_events_but_closed(engine):
+    for audio in (silence(5.0), noise(5.0, level=0.002), noise(5.0, level=0.01, seed=1)):
+        events = await run_session(engine, audio, _opts())
+        assert len(events) == 1 and closed(events).segments == 0
+
+
+async def test_speech_silence_speech_gives_two_finals_at_the_right_times(engine):
+    a, b = tts(SENTENCES[0]), tts(SENTENCES[3])
+    audio, spans = spans_of([silence(1.0), a, silence(2.0), b, silence(1.0)])
+    events = await run_session(engine, audio, _opts())
+    starts = [e for e in events if isinstance(e, SpeechStarted)]
+    got = finals(events)
+    assert len(starts) == len(got) == 2 and [f.reason for f in got] == ["endpoint", "endpoint"]
+    for f, s, (t0, t1), x in zip(got, starts, [spans[1], spans[3]], [a, b]):
+        voiced = np.flatnonzero(np.abs(x) > 0.02)
+        on, off = t0 + voiced[0] / SR, t0 + voiced[-1] / SR
+        assert s.start == f.start and on - 0.45 <= f.start <= on  # pre-roll before the onset
+        assert off <= f.end <= off + 0.35  # hangover after the last voiced frame
+    assert got[0].end < got[1].start
+    assert all(e.start >= got[0].end for e in partials(events) if e.segment_id == got[1].segment_id)
+
+
+async def test_feed_sizes_do_not_change_the_finals(engine):
+    audio = np.concatenate([tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1]), silence(1.2), tts(SENTENCES[2])])
+    ref = finals(await run_session(engine, audio, _opts(), feed=1600))
+    assert [f.reason for f in ref] == ["endpoint", "endpoint", "close"]
+    for feed in ([1, 0, 1, 333, 0, 4097], [10 * SR]):
+        assert finals(await run_session(engine, audio, _opts(), feed=feed)) == ref
+
+
+async def test_long_speech_is_cut_at_max_length(engine):
+    audio = np.concatenate([tts(s) for s in SENTENCES] * 2)  # ~36 s without a pause
+    events = await run_session(engine, audio, _opts(max_segment_seconds=8, word_timestamps=False))
+    got = finals(events)
+    assert [f.reason for f in got[:-1]] == ["max_length"] * (len(got) - 1) and got[-1].reason == "close"
+    for a, b in zip(got, got[1:]):
+        assert b.start == a.end  # contiguous: nothing lost at a cut
+        assert a.end - a.start <= 8.0 and a.end - a.start >= 5.0
+
+
+async def test_back_pressure_bounds_buffered_audio(models):
+    engine = Engine(models[8], max_buffer_seconds=1.0)
+    try:
+        s = engine.open_session(_opts())
+        audio = np.concatenate([tts(SENTENCES[0]), tts(SENTENCES[1])])
+        most = 0
+        for i in range(0, len(audio), 800):
+            await s.feed(audio[i : i + 800])
+            most = max(most, s._stream.backlog())
+        s.close()
+        events = [e async for e in s]
+    finally:
+        engine.shutdown()
+    assert most <= 1.0 * SR + 800
+    assert closed(events).segments >= 1
+
+
+async def test_sessions_batched_together_equal_each_run_alone(models):
+    engine = Engine(models[8])
+    try:
+        cases = []
+        for i in range(8):
+            parts = [silence(0.2 * i), tts(SENTENCES[i % 4], speed=150 + 10 * i), silence(0.8), tts(SENTENCES[(i + 1) % 4])]
+            opts = _opts(final_pass="continue" if i % 2 else "offline", encoder_mode="cached" if i % 3 == 0 else "exact",
+                         chunk_seconds=(0.5, 1.0, 2.0)[i % 3])
+            cases.append((np.concatenate(parts), opts))
+        # lockstep: no step is skipped for lack of time, so partials are comparable too
+        together = await asyncio.gather(*(run_session(engine, a, o, feed=800 + 160 * i, lockstep=True)
+                                          for i, (a, o) in enumerate(cases)))
+        busiest = engine.busiest_batch
+        alone = [await run_session(engine, a, o, lockstep=True) for a, o in cases]
+    finally:
+        engine.shutdown()
+    assert busiest >= 4  # they really were decoded in the same passes
+    for t, a in zip(together, alone):
+        assert t == a
+
+
+async def test_a_failing_session_is_closed_and_the_others_are_unaffected(models):
+    engine = Engine(models[8])
+    try:
+        audio = [np.concatenate([tts(SENTENCES[i % 4]), silence(0.8), tts(SENTENCES[(i + 2) % 4])]) for i in range(8)]
+        ref = [await run_session(engine, a, _opts(), lockstep=True) for a in audio]
+        sessions = [engine.open_session(_opts()) for _ in audio]
+        stream = sessions[3]._stream
+        calls = {"n": 0}
+        real = stream.finish
+
+        def failing(job):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("injected fault")
+            return real(job)
+
+        stream.finish = failing
+        got = await asyncio.gather(*(run_session(engine, a, session=s, lockstep=True) for a, s in zip(audio, sessions)))
+    finally:
+        engine.shutdown()
+    bad = got[3]
+    assert calls["n"] == 3 and len(partials(ref[3])) > 2  # it failed mid-stream, after two good steps
+    assert isinstance(bad[-2], Error) and bad[-2].code == "internal_error" and closed(bad).reason == "error"
+    assert "injected" not in bad[-2].message  # no internals leak to the client
+    for i in (0, 1, 2, 4, 5, 6, 7):
+        assert got[i] == ref[i]
