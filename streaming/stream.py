@@ -50,7 +50,8 @@ class Stream:
         self.context = options.context
         self.cache = runtime.new_cache(options, options.context)
         self.head_ready = False  # the prompt head's keys/values are in the cache
-        self.work = {"encoder_tokens": 0, "audio_tokens": 0, "max_prefill": 0, "prefill_tokens": 0, "steps": 0}
+        self.work = {"encoder_tokens": 0, "audio_tokens": 0, "steps": 0, "step_prefill_tokens": 0,
+                     "max_step_prefill": 0, "finals": 0, "max_final_prefill": 0, "drafted": 0, "accepted": 0}
 
     # -- any thread -------------------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> None:
@@ -160,9 +161,7 @@ class Stream:
         """A pass's tokens are decoded: update the hypothesis and emit a partial or the final."""
         self.job = None
         seg, tokens = job.seg, job.prefix + job.row.out
-        self.work["steps"] += 1
-        self.work["prefill_tokens"] += job.prefill_tokens
-        self.work["max_prefill"] = max(self.work["max_prefill"], job.prefill_tokens)
+        self._count(job)
         decode = self.rt.decode
         if job.kind == STEP:
             seg.steps_done += 1
@@ -174,6 +173,18 @@ class Stream:
                 self._close_segment(seg.start + job.audio_end, "max_length")  # a runaway hypothesis
             return
         self._final(seg, job, tokens)
+
+    def _count(self, job: Job) -> None:
+        w = self.work
+        w["drafted"] += job.row.drafted
+        w["accepted"] += job.row.accepted
+        if job.kind == STEP:
+            w["steps"] += 1
+            w["step_prefill_tokens"] += job.prefill_tokens
+            w["max_step_prefill"] = max(w["max_step_prefill"], job.prefill_tokens)
+        else:
+            w["finals"] += 1
+            w["max_final_prefill"] = max(w["max_final_prefill"], job.prefill_tokens)
 
     def _partial(self, seg: Segment, job: Job, stable_raw: str, raw: str) -> None:
         stable, unstable, lang = split_stable(stable_raw, raw, self.language, seg.stable)

@@ -205,3 +205,73 @@ async def test_a_failing_session_is_closed_and_the_others_are_unaffected(models)
     assert "injected" not in bad[-2].message  # no internals leak to the client
     for i in (0, 1, 2, 4, 5, 6, 7):
         assert got[i] == ref[i]
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "audio"
+
+
+def _ten_minutes() -> np.ndarray:
+    from asrstream.encoder.audio import load_audio
+    wav = load_audio(SHARED / "119s_theres_supposed_to_be_another_broadcast.wav")  # real speech, real pauses
+    return np.concatenate([wav] * 6)[: 600 * SR]
+
+
+@pytest.mark.parametrize("mode,final_pass", [("exact", "offline"), ("cached", "continue")])
+async def test_work_grows_linearly_over_a_ten_minute_stream(engine, mode, final_pass):
+    opts = _opts(encoder_mode=mode, final_pass=final_pass, max_tokens_per_second=4.0, word_timestamps=False)
+    s = engine.open_session(opts)
+    events = await run_session(engine, _ten_minutes(), session=s, feed=SR, lockstep=True)
+    work = s.work
+    assert closed(events).segments >= 20
+    audio_tokens, encoded = work["audio_tokens"], work["encoder_tokens"]
+    window, chunk = 8, opts.chunk_seconds
+    if mode == "exact":
+        assert audio_tokens < encoded <= (1 + window / chunk) * audio_tokens
+    else:
+        assert encoded == audio_tokens  # each token through the encoder exactly once
+    # per-pass prefill is bounded by the window / the longest segment, not by the stream's length
+    prompt = sum(map(len, engine.rt.prompt("", None)))
+    assert work["steps"] >= 400
+    assert work["max_step_prefill"] <= prompt + 104 + 13 + opts.max_new_tokens
+    assert work["max_final_prefill"] <= prompt + 30 * 13 + opts.max_new_tokens
+    assert work["step_prefill_tokens"] / work["steps"] < prompt + 104 + 13 + 60
+
+
+async def test_finals_carry_word_times_from_the_aligner(models, tiny_aligner_dir):
+    from asrstream import load_aligner
+    engine = Engine(models[8], load_aligner(str(tiny_aligner_dir), dtype="float32"))
+    try:
+        audio, spans = spans_of([silence(1.0), tts(SENTENCES[0]), silence(1.5), tts(SENTENCES[1])])
+        got = finals(await run_session(engine, audio, _opts(language="English")))
+        plain = finals(await run_session(engine, audio, _opts(language="English", word_timestamps=False)))
+    finally:
+        engine.shutdown()
+    assert len(got) == 2 and all(f.words for f in got) and not any(f.words for f in plain)
+    for f in got:
+        assert " ".join(w["word"] for w in f.words).split() == [w["word"] for w in f.words]
+        assert all(f.start <= w["start"] <= w["end"] <= f.end for w in f.words)  # absolute stream time
+        assert [w["start"] for w in f.words] == sorted(w["start"] for w in f.words)
+    assert got[1].words[0]["start"] >= got[0].end
+
+
+async def test_previous_final_becomes_the_next_segments_context(engine, models):
+    audio = np.concatenate([tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1])])
+    with_ctx = finals(await run_session(engine, audio, _opts(previous_text_as_context=True, language="English")))
+    assert len(with_ctx) == 2
+    second = audio[round(with_ctx[1].start * SR) : round(with_ctx[1].end * SR)]
+    expected = models[8].transcribe(second, language="English", context=with_ctx[0].text,
+                                    options=DecodingOptions(max_new_tokens=NEW)).token_ids
+    assert with_ctx[1].token_ids == expected
+
+
+async def test_bad_input_is_a_clear_error(engine):
+    with pytest.raises(ValueError, match="unsupported language"):
+        engine.open_session(_opts(language="Klingon"))
+    s = engine.open_session(_opts())
+    for bad, msg in ((np.array([0.1, np.nan], dtype=np.float32), "NaN"), (np.zeros((2, 100)), "mono")):
+        with pytest.raises(ValueError, match=msg):
+            await s.feed(bad)
+    s.close()
+    assert closed([e async for e in s]).segments == 0
+    with pytest.raises(RuntimeError, match="closed"):
+        await s.feed(np.zeros(100, dtype=np.float32))
