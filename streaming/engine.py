@@ -110,7 +110,7 @@ class Engine:
         self._wake = False
         self._stopping = False
         self._ids = itertools.count(1)
-        self.step_seconds: deque[float] = deque(maxlen=10000)  # wall time of each pass, recent ones
+        self.passes: deque[tuple[str, str, float, float]] = deque(maxlen=100000)  # (session, kind, audio end s, wall s)
         self.iterations = 0
         self.busiest_batch = 0  # most rows in one decoder pass
         self._thread = threading.Thread(target=self._run, name="asrstream-engine", daemon=True)
@@ -215,7 +215,8 @@ class Engine:
         for job in [j for j in self._rows if j.row.done or j.stream.closed]:
             self._rows.remove(job)
             if not job.stream.closed:
-                self.step_seconds.append(time.perf_counter() - job.started)
+                end = (job.seg.start + job.audio_end) / SAMPLE_RATE
+                self.passes.append((job.stream.id, job.kind, end, time.perf_counter() - job.started))
                 self._guard(job.stream, job.stream.finish, job)
                 self._wake = True  # its session may have its next pass due already
 

@@ -38,6 +38,7 @@ class Final:
     start: float
     end: float
     reason: str  # endpoint, max_length, finalize, close
+    decided: float  # stream time at which the end was decided (an endpoint: after the silence)
     words: list[dict] = field(default_factory=list)  # [{"word", "start", "end"}]
     token_ids: list[int] = field(default_factory=list)
     type: str = "final"

@@ -30,6 +30,7 @@ class Segment:
     enc: SegmentEncoder
     end: int | None = None  # set when the segment closes
     reason: str = ""
+    decided: int = 0  # stream sample at which the end was decided (endpoint: after the silence)
     steps_done: int = 0
     prefix: list[int] = field(default_factory=list)  # forced on the next step; only grows
     hyp: list[int] = field(default_factory=list)  # the latest hypothesis

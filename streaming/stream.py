@@ -85,12 +85,10 @@ class Stream:
 
     def _consume(self, x: np.ndarray) -> None:
         self.audio.append(x)
-        first = self.total
         self.total += len(x)
-        frame = self.vad.frame
-        for i, voiced in enumerate(self.vad.frames(x)):
+        for voiced in self.vad.frames(x):
             for kind, at in self.ends.push(voiced):
-                self._on_endpoint(kind, at, (first // frame + i + 1) * frame)
+                self._on_endpoint(kind, at, self.ends.frames * self.vad.frame)
         self._check_length()
         self._trim()
 
@@ -98,7 +96,7 @@ class Stream:
         if kind == "start":
             self._open_segment(at)
         elif self.segments and self.segments[-1].end is None:
-            self._close_segment(min(at, now), "endpoint")
+            self._close_segment(min(at, now), "endpoint", now)
 
     def _check_length(self) -> None:
         seg = self.segments[-1] if self.segments else None
@@ -123,9 +121,10 @@ class Stream:
         self.next_id += 1
         self.emit(SpeechStarted(self.segments[-1].id, round(start / SAMPLE_RATE, 3)))
 
-    def _close_segment(self, end: int, reason: str) -> None:
+    def _close_segment(self, end: int, reason: str, decided: int | None = None) -> None:
         seg = self.segments[-1]
         seg.end, seg.reason = max(end, seg.start), reason
+        seg.decided = self.total if decided is None else decided
 
     def _trim(self) -> None:
         """Drop audio no pending segment needs (keeping the endpointer's pre-roll)."""
@@ -212,7 +211,7 @@ class Stream:
                   "end": round(min(w["end"] + offset, end), 3)} for w in words]
         self.rt.count_revision(seg.last_text, text)
         self.finals += 1
-        self.emit(Final(seg.id, text, lang, _s(seg.start), round(end, 3), seg.reason, words, tokens))
+        self.emit(Final(seg.id, text, lang, _s(seg.start), round(end, 3), seg.reason, _s(seg.decided), words, tokens))
 
     def done(self) -> bool:
         """Closing and nothing left to decode: the session can end."""
