@@ -71,9 +71,11 @@ class Attention(nn.Module):
 
 def row_attention(q, K, V, start: int, gqa: bool) -> torch.Tensor:
     """One row's causal attention: q (H, n, hd) at positions start.., over K, V (kv, start + n, hd)."""
-    n = q.shape[1]
-    if n == 1:
-        return F.scaled_dot_product_attention(q, K, V, enable_gqa=gqa)
+    H, n, hd = q.shape
+    if n == 1:  # decoding: two small matmuls, ~5x faster than SDPA's kernel for one query on CPU
+        kv = K.shape[0]
+        scores = torch.matmul(q.view(kv, H // kv, hd), K.transpose(1, 2)) * hd**-0.5
+        return torch.matmul(scores.softmax(-1), V).view(H, 1, hd)
     if start == 0:
         return F.scaled_dot_product_attention(q, K, V, is_causal=True, enable_gqa=gqa)
     keys = torch.arange(start + n, device=q.device)

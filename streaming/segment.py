@@ -20,7 +20,6 @@ from ..decoder.generate import DecodingOptions, Row
 from .encoder import CONTINUE, OFFLINE, STEP, EncodedAudio, SegmentEncoder
 
 LOOKAHEAD = 40  # samples past a step boundary that make its last mel frame final (2.5 ms)
-MAX_DRAFT = 32  # previous-hypothesis tokens offered as a draft
 
 
 @dataclass
@@ -70,7 +69,7 @@ def build_row(job: Job, net, enc: EncodedAudio, head: torch.Tensor | None, head_
     ids = torch.tensor(tail_ids + job.prefix, device=net.device)
     parts = ([head] if head is not None else []) + [enc.tokens[valid:].to(net.dtype), embed(ids)]
     feed = torch.cat(parts)
-    draft = seg.hyp[len(job.prefix) :][:MAX_DRAFT] if job.kind != OFFLINE else []
+    draft = seg.hyp[len(job.prefix) :]  # an offline pass has no prefix: the whole last hypothesis
     job.prefill_tokens = feed.shape[0]
     seg.cached_audio = enc.fixed
     opts = DecodingOptions(max_new_tokens=max(1, limit - len(job.prefix)))
