@@ -19,7 +19,6 @@ import asyncio
 import bisect
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -75,6 +74,16 @@ async def lockstep(engine, wav, opts, piece=1600):
     return time.perf_counter() - t0, events, s.work
 
 
+async def realtime(s, x, piece: int, fed: list) -> None:
+    """Feed x in real time; fed gets (stream seconds fed, wall time) after each piece; then close."""
+    t0 = time.perf_counter()
+    for n, i0 in enumerate(range(0, len(x), piece)):
+        await asyncio.sleep(max(0.0, t0 + n * piece / 16000 - time.perf_counter()))
+        await s.feed(x[i0 : i0 + piece])
+        fed.append(((i0 + piece) / 16000, time.perf_counter()))
+    s.close()
+
+
 # -- modes (each runs in a child process) ------------------------------------------------------------
 def run_rtf(cfg):
     """Single stream, lockstep: compute / audio time, and pass latency by audio minute."""
@@ -86,7 +95,7 @@ def run_rtf(cfg):
     wall, events, work = asyncio.run(lockstep(engine, wav, options(cfg)))
     engine.shutdown()
     return {"rtf": wall / cfg["seconds"], "wall_s": wall, "latency_by_minute": by_minute(engine), "work": work,
-            "draft_accept": work["accepted"] / max(1, work["drafted"])}
+            "draft_accept": work["accepted"] / max(1, work["drafted"]), "revisions": engine.revision_stats}
 
 
 def by_minute(engine) -> dict:
@@ -149,7 +158,6 @@ def run_capacity(cfg):
         s = engine.open_session(options(cfg))
         fed, lags, piece = [], [], 1600
         x = wav[i * 16000 * 7 :][: int(cfg["seconds"] * 16000)]  # different speech per stream
-        t0 = time.perf_counter()
 
         async def reader():
             async for ev in s:
@@ -158,11 +166,7 @@ def run_capacity(cfg):
                     if j < len(fed):
                         lags.append(time.perf_counter() - fed[j][1])
         r = asyncio.create_task(reader())
-        for n, i0 in enumerate(range(0, len(x), piece)):
-            await asyncio.sleep(max(0.0, t0 + n * piece / 16000 - time.perf_counter()))
-            await s.feed(x[i0 : i0 + piece])
-            fed.append(((i0 + piece) / 16000, time.perf_counter()))
-        s.close()
+        await realtime(s, x, piece, fed)
         await r
         return lags
 
@@ -201,12 +205,7 @@ def run_endpoint(cfg):
                     if isinstance(ev, Final):
                         got.append((ev, time.perf_counter()))
             task = asyncio.create_task(reader())
-            t0, piece = time.perf_counter(), 320
-            for n, i0 in enumerate(range(0, len(x), piece)):
-                await asyncio.sleep(max(0.0, t0 + n * piece / 16000 - time.perf_counter()))
-                await s.feed(x[i0 : i0 + piece])
-                fed.append(((i0 + piece) / 16000, time.perf_counter()))
-            s.close()
+            await realtime(s, x, 320, fed)
             await task
             for ev, at in got:
                 if ev.reason == "endpoint":

@@ -23,76 +23,21 @@ import threading
 import time
 from collections import deque
 
-import numpy as np
 import torch
 
 from ..decoder.generate import step as decode_step
 from ..decoder.prompt import normalize_language
-from ..encoder.audio import SAMPLE_RATE, check_samples
+from ..encoder.audio import SAMPLE_RATE
 from .encoder import encode
-from .events import Closed, Error, Event
+from .errors import CapacityError, EngineClosed
+from .events import Closed, Error
 from .options import StreamOptions
 from .segment import build_row
-from .stream import Stream, revision
+from .runtime import Runtime
+from .session import Session
+from .stream import Stream
 
 log = logging.getLogger("asrstream.engine")
-
-
-class EngineError(RuntimeError):
-    """Base of the engine's errors; `code` is the documented error code."""
-    code = "internal_error"
-
-
-class CapacityError(EngineError):
-    code = "overloaded"
-
-
-class EngineClosed(EngineError):
-    code = "shutting_down"
-
-
-class Runtime:
-    """What streams need of the model: encoder, features, prompts, caches, aligner."""
-
-    def __init__(self, model, aligner=None):
-        self.model, self.aligner = model, aligner
-        self.tower = model.net.thinker.audio_tower
-        self.mel = model.mel
-        self.revisions = {"finals": 0, "revised": 0, "amount": 0.0}
-
-    def window_tokens(self, opts: StreamOptions) -> int:
-        cfg = self.tower.cfg
-        return cfg.tokens_per_chunk * opts.window_seconds if opts.window_seconds else cfg.window_tokens
-
-    def prompt(self, context: str, language: str | None) -> tuple[list[int], list[int]]:
-        """(head ids, tail ids): the prompt before and after the audio placeholder."""
-        p = self.model.prompter
-        ids = p.template_ids(context, language)
-        i = ids.index(p.audio_id)
-        return ids[:i], ids[i + 1 :]
-
-    def cache_room(self, opts: StreamOptions, context: str) -> int:
-        """Tokens a session's row may hold: prompt, a longest segment's audio, prefix, new tokens, draft."""
-        cfg = self.tower.cfg
-        audio = cfg.tokens_for_frames(int((opts.max_segment_seconds + opts.chunk_seconds + 1) * 100))
-        head, tail = self.prompt(context, opts.language)
-        return len(head) + len(tail) + audio + 2 * opts.max_new_tokens + 64
-
-    def new_cache(self, opts: StreamOptions, context: str):
-        return self.model.net.new_cache(self.cache_room(opts, context))
-
-    def decode(self, ids: list[int]) -> str:
-        return self.model.prompter.decode(ids)
-
-    def align(self, wav: np.ndarray, text: str, language: str) -> list[dict]:
-        return self.aligner.align(wav, text, language or "English") if self.aligner is not None else []
-
-    def count_revision(self, partial: str | None, final: str) -> None:
-        r = self.revisions
-        r["finals"] += 1
-        if partial is not None and partial != final:
-            r["revised"] += 1
-        r["amount"] += revision(partial, final)
 
 
 class Engine:
@@ -138,6 +83,13 @@ class Engine:
     @property
     def sessions(self) -> int:
         return len(self._sessions)
+
+    @property
+    def revision_stats(self) -> dict:
+        """How often finals differ from their segment's last partial, and how much (0 same .. 1)."""
+        r = dict(self.rt.revisions)
+        r["mean_amount"] = r["amount"] / r["finals"] if r["finals"] else 0.0
+        return r
 
     def _notify(self) -> None:
         """Wake the worker (call with self._cv held)."""
@@ -252,84 +204,3 @@ class Engine:
             self._streams.remove(st)
         st.cache = None
         st.emit(event)
-
-
-class Session:
-    """The asyncio handle of one stream: feed audio, finalize, close, iterate events."""
-
-    def __init__(self, engine: Engine, sid: str, loop: asyncio.AbstractEventLoop):
-        self.id, self._engine, self._loop = sid, engine, loop
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self._space = asyncio.Event()
-        self._stream: Stream | None = None
-        self._ended = False
-        self._closing = False
-        self._drained = False  # `closed` was handed to the reader
-
-    async def feed(self, pcm) -> None:
-        """Queue float32 16 kHz mono samples; waits while the session is too far behind (back-pressure)."""
-        x = np.asarray(pcm)
-        if x.size == 0:
-            return
-        if x.ndim != 1:
-            raise ValueError(f"pcm must be mono, shape (samples,), got {x.shape}")
-        x = check_samples(x, "pcm").astype(np.float32, copy=False)
-        if self._ended or self._closing:
-            raise EngineClosed("the session is closed")
-        while self._stream.backlog() > self._engine.max_buffer and not self._stream.closed:
-            self._space.clear()
-            await self._space.wait()
-        self._stream.push(x)
-        self._engine.wake()
-
-    def finalize(self) -> None:
-        """Close the current segment now (its final follows); the stream stays open."""
-        self._command("finalize")
-
-    def close(self) -> None:
-        """Finalize, then end: the last event is `closed`. Feeding after this raises EngineClosed."""
-        if not self._closing:
-            self._closing = True
-            self._command("close")
-
-    def _command(self, name: str) -> None:
-        if not self._stream.closed:
-            self._stream.command(name)
-            self._engine.wake()
-
-    async def next_event(self) -> Event:
-        return await self._events.get()
-
-    def __aiter__(self):
-        return self._iter()
-
-    async def _iter(self):
-        while not self._drained:
-            ev = await self._events.get()
-            self._drained = isinstance(ev, Closed)
-            yield ev
-
-    @property
-    def work(self) -> dict:
-        return dict(self._stream.work)
-
-    # -- worker thread -> loop ----------------------------------------------------------------------
-    def _deliver(self, ev: Event) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._put, ev)
-        except RuntimeError:  # the loop is gone: nobody is listening any more
-            pass
-
-    def _put(self, ev: Event) -> None:
-        if isinstance(ev, Closed):
-            self._ended = True
-            self._engine._sessions.pop(self.id, None)
-            self._space.set()
-        self._events.put_nowait(ev)
-
-    def _space_check(self) -> None:
-        if not self._space.is_set() and self._stream.backlog() <= self._engine.max_buffer:
-            try:
-                self._loop.call_soon_threadsafe(self._space.set)
-            except RuntimeError:
-                pass

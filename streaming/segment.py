@@ -19,7 +19,7 @@ import torch
 from ..decoder.generate import DecodingOptions, Row
 from .encoder import CONTINUE, OFFLINE, STEP, EncodedAudio, SegmentEncoder
 
-LOOKAHEAD = 40  # samples past a step boundary that make its last mel frame final (2.5 ms)
+LOOKAHEAD = 48  # samples past a step boundary that make its last mel frame final (3 ms; >= 40 needed)
 
 
 @dataclass

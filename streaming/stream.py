@@ -86,10 +86,12 @@ class Stream:
     def _consume(self, x: np.ndarray) -> None:
         self.audio.append(x)
         self.total += len(x)
+        frame = self.vad.frame
         for voiced in self.vad.frames(x):
+            now = self.ends.frames * frame + frame  # the end of this frame, in stream samples
             for kind, at in self.ends.push(voiced):
-                self._on_endpoint(kind, at, self.ends.frames * self.vad.frame)
-        self._check_length()
+                self._on_endpoint(kind, at, now)
+            self._check_length(now)
         self._trim()
 
     def _on_endpoint(self, kind: str, at: int, now: int) -> None:
@@ -98,15 +100,17 @@ class Stream:
         elif self.segments and self.segments[-1].end is None:
             self._close_segment(min(at, now), "endpoint", now)
 
-    def _check_length(self) -> None:
+    def _check_length(self, now: int) -> None:
+        """Frame by frame: a segment reaching max_segment_seconds is cut at its quietest 100 ms
+        in the 3 s before the limit; speech goes on in a new segment from there."""
         seg = self.segments[-1] if self.segments else None
         limit = int(self.opts.max_segment_seconds * SAMPLE_RATE)
-        if seg is None or seg.end is not None or self.total - seg.start < limit:
+        if seg is None or seg.end is not None or now - seg.start < limit:
             return
-        right = seg.start + limit
-        cut = quietest_point(self.audio.view, right - CUT_SEARCH - self.base, right - self.base,
-                             SAMPLE_RATE // 10, right - self.base) + self.base
-        self._close_segment(cut, "max_length")
+        # never cut before audio that passes have already decoded (the final covers what they saw)
+        lo, hi = max(seg.start + limit - CUT_SEARCH, self._decoded(seg)), max(seg.start + limit, self._decoded(seg))
+        cut = quietest_point(self.audio.view, lo - self.base, hi - self.base, SAMPLE_RATE // 10, hi - self.base) + self.base
+        self._close_segment(cut, "max_length", now)
         self.ends.restart_at(cut)
         self._open_segment(cut)
 
@@ -122,9 +126,17 @@ class Stream:
         self.emit(SpeechStarted(self.segments[-1].id, round(start / SAMPLE_RATE, 3)))
 
     def _close_segment(self, end: int, reason: str, decided: int | None = None) -> None:
+        """Close the open segment at `end`, or later if passes already decoded audio past it (steps
+        run through the trailing silence): a final always covers the audio its partials covered."""
         seg = self.segments[-1]
-        seg.end, seg.reason = max(end, seg.start), reason
+        seg.end, seg.reason = max(end, self._decoded(seg)), reason
         seg.decided = self.total if decided is None else decided
+        self.ends.floor = max(self.ends.floor, seg.end)  # the next segment starts after it
+
+    @staticmethod
+    def _decoded(seg: Segment) -> int:
+        """Stream sample up to which the segment's passes have taken audio."""
+        return seg.start + seg.enc.mel.audio.size
 
     def _trim(self) -> None:
         """Drop audio no pending segment needs (keeping the endpointer's pre-roll)."""

@@ -5,7 +5,7 @@ import asyncio
 
 import numpy as np
 
-from asrstream.streaming.engine import EngineClosed
+from asrstream.streaming.errors import EngineClosed
 from asrstream.streaming.events import Closed, Final, Partial
 
 

@@ -59,7 +59,8 @@ async def test_offline_finals_equal_transcribe_of_their_span(models, window, chu
     engine = Engine(model)
     try:
         audio, commands = _three_utterances()
-        events = await run_session(engine, audio, _opts(chunk_seconds=chunk), commands=commands)
+        # lockstep: every step runs, also through the silence after an utterance, as in real time
+        events = await run_session(engine, audio, _opts(chunk_seconds=chunk), commands=commands, lockstep=True)
     finally:
         engine.shutdown()
     got = finals(events)
@@ -123,18 +124,36 @@ async def test_speech_silence_speech_gives_two_finals_at_the_right_times(engine)
     assert all(e.start >= got[0].end for e in partials(events) if e.segment_id == got[1].segment_id)
 
 
+async def test_revisions_of_partials_by_finals_are_counted(models):
+    engine = Engine(models[8])
+    try:
+        audio = np.concatenate([tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1])])
+        for final_pass in ("offline", "continue"):
+            await run_session(engine, audio, _opts(final_pass=final_pass), lockstep=True)
+        stats = engine.revision_stats
+    finally:
+        engine.shutdown()
+    assert stats["finals"] == 4 and 0 <= stats["revised"] <= 4 and 0.0 <= stats["mean_amount"] <= 1.0
+    assert stats["revised"] >= 1  # random weights: an offline final never matches the streaming guess
+
+
 async def test_feed_sizes_do_not_change_the_finals(engine):
     audio = np.concatenate([tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1]), silence(1.2), tts(SENTENCES[2])])
     ref = finals(await run_session(engine, audio, _opts(), feed=1600))
     assert [f.reason for f in ref] == ["endpoint", "endpoint", "close"]
     for feed in ([1, 0, 1, 333, 0, 4097], [10 * SR]):
         assert finals(await run_session(engine, audio, _opts(), feed=feed)) == ref
+    quiet = await run_session(engine, audio, _opts(interim_results=False), lockstep=True)
+    assert not partials(quiet) and finals(quiet) == ref  # no partials, same offline finals
 
 
-async def test_long_speech_is_cut_at_max_length(engine):
+@pytest.mark.parametrize("lockstep", [False, True])
+async def test_long_speech_is_cut_at_max_length(engine, models, lockstep):
     audio = np.concatenate([tts(s) for s in SENTENCES] * 2)  # ~36 s without a pause
-    events = await run_session(engine, audio, _opts(max_segment_seconds=8, word_timestamps=False))
+    events = await run_session(engine, audio, _opts(max_segment_seconds=8, word_timestamps=False), lockstep=lockstep)
     got = finals(events)
+    for f in got:
+        assert f.token_ids == _offline_ids(models[8], audio, f)
     assert [f.reason for f in got[:-1]] == ["max_length"] * (len(got) - 1) and got[-1].reason == "close"
     for a, b in zip(got, got[1:]):
         assert b.start == a.end  # contiguous: nothing lost at a cut
