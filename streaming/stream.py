@@ -28,6 +28,7 @@ from .rollback import next_prefix, split_stable
 from .segment import LOOKAHEAD, Job, Segment, due_job
 
 CUT_SEARCH = 3 * SAMPLE_RATE  # a max-length cut falls in the last 3 s before the limit
+MS = SAMPLE_RATE // 1000
 
 
 class Stream:
@@ -110,6 +111,7 @@ class Stream:
         # never cut before audio that passes have already decoded (the final covers what they saw)
         lo, hi = max(seg.start + limit - CUT_SEARCH, self._decoded(seg)), max(seg.start + limit, self._decoded(seg))
         cut = quietest_point(self.audio.view, lo - self.base, hi - self.base, SAMPLE_RATE // 10, hi - self.base) + self.base
+        cut = min(now, -(-cut // MS) * MS)  # on a millisecond, so event times name the exact sample
         self._close_segment(cut, "max_length", now)
         self.ends.restart_at(cut)
         self._open_segment(cut)

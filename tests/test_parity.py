@@ -8,7 +8,6 @@ practice bit for bit); end to end they agree within 1e-5 of the logit scale, bec
 summation-order noise of ~1e-6 in the encoder (windowed batch vs the reference's masked full
 sequence) is amplified by the random checkpoint's large logits (|logit| up to ~25).
 """
-import numpy as np
 import pytest
 import torch
 
