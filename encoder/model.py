@@ -181,7 +181,8 @@ class AudioEncoder(nn.Module):
             chunk = F.pad(chunk, (0, self.cfg.chunk_frames - n))
         return self.embed_chunks(chunk[None])[0, : conv_out_len(n)]
 
-    def encode_windows(self, windows: list[torch.Tensor], caches: list[WindowCache] | None = None) -> list[torch.Tensor]:
+    def encode_windows(self, windows: list[torch.Tensor],
+                       caches: list[WindowCache] | None = None) -> list[torch.Tensor]:
         """Run the transformer over independent attention windows: [(t_i, d)] -> [(t_i, output_dim)].
 
         Windows of any lengths (each at most `window_tokens`) from any utterances run as one batch.

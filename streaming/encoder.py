@@ -114,7 +114,8 @@ class SegmentEncoder:
                 self.closed.append(o)
             else:
                 break
-        whole = torch.cat(self.closed[: unchanged // self.W] + list(outs)) if outs or self.closed else outs_empty(self.tower)
+        parts = self.closed[: unchanged // self.W] + list(outs)
+        whole = torch.cat(parts) if parts else outs_empty(self.tower)
         return EncodedAudio(whole, len(self.closed) * self.W, unchanged)
 
 

@@ -55,7 +55,8 @@ class Engine:
         self._wake = False
         self._stopping = False
         self._ids = itertools.count(1)
-        self.passes: deque[tuple[str, str, float, float]] = deque(maxlen=100000)  # (session, kind, audio end s, wall s)
+        # recent passes: (session id, kind, stream time of the pass's audio end, wall seconds it took)
+        self.passes: deque[tuple[str, str, float, float]] = deque(maxlen=100000)
         self.iterations = 0
         self.busiest_batch = 0  # most rows in one decoder pass
         self._thread = threading.Thread(target=self._run, name="asrstream-engine", daemon=True)
@@ -173,7 +174,10 @@ class Engine:
                 self._wake = True  # its session may have its next pass due already
 
     def _batched(self, fn, jobs: list) -> list:
-        """fn(jobs) -> one result per job; if it raises, run each job alone and fail the ones that raise."""
+        """fn(jobs) -> one result per job; if it raises, run each job alone and fail the ones that raise.
+
+        Safe to retry because the batched calls change no state before their model work succeeds
+        (caches advance and rows take tokens only after the pass)."""
         try:
             return fn(jobs)
         except Exception:

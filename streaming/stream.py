@@ -110,7 +110,8 @@ class Stream:
             return
         # never cut before audio that passes have already decoded (the final covers what they saw)
         lo, hi = max(seg.start + limit - CUT_SEARCH, self._decoded(seg)), max(seg.start + limit, self._decoded(seg))
-        cut = quietest_point(self.audio.view, lo - self.base, hi - self.base, SAMPLE_RATE // 10, hi - self.base) + self.base
+        b = self.base
+        cut = quietest_point(self.audio.view, lo - b, hi - b, SAMPLE_RATE // 10, hi - b) + b
         cut = min(now, -(-cut // MS) * MS)  # on a millisecond, so event times name the exact sample
         self._close_segment(cut, "max_length", now)
         self.ends.restart_at(cut)
