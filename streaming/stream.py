@@ -40,6 +40,7 @@ class Stream:
         self.base = 0
         self.total = 0  # samples consumed from the inbox
         self.pushed = 0
+        self.steps_behind = 0  # kept by the worker, read by backlog()
         self.vad = VoiceDetector(options.vad_aggressiveness, options.vad_frame_ms)
         self.ends = Endpointer(options.vad_frame_ms, options.silence_ms)
         self.segments: deque[Segment] = deque()
@@ -65,13 +66,18 @@ class Stream:
             self.inbox.append(name)
 
     def backlog(self) -> int:
-        """Samples fed but not yet processed (waiting for VAD or for a step)."""
-        behind = self.pushed - self.total  # not yet through VAD
+        """Samples fed but not yet processed (waiting for VAD or for a step). Any thread: it reads
+        two counters and a number the worker keeps up to date, never the worker's structures."""
+        return self.pushed - self.total + self.steps_behind
+
+    def _update_steps_behind(self) -> None:
+        """Worker: samples of the open segment whose steps are due but not done."""
         seg = self.segments[-1] if self.segments else None
-        if seg is not None and seg.end is None and self._steps_enabled():  # steps due but not done
+        behind = 0
+        if seg is not None and seg.end is None and self._steps_enabled():
             pending = self.total - seg.start - seg.steps_done * self._chunk() - LOOKAHEAD
-            behind += max(0, pending // self._chunk()) * self._chunk()
-        return behind
+            behind = max(0, pending // self._chunk()) * self._chunk()
+        self.steps_behind = behind
 
     # -- worker: audio in ----------------------------------------------------------------------
     def ingest(self) -> None:
@@ -83,6 +89,7 @@ class Stream:
                 self.closing = self.closing or x == "close"
             else:
                 self._consume(x)
+        self._update_steps_behind()
 
     def _consume(self, x: np.ndarray) -> None:
         self.audio.append(x)
@@ -176,6 +183,12 @@ class Stream:
         self.job = None
         seg, tokens = job.seg, job.prefix + job.row.out
         self._count(job)
+        try:
+            self._apply(job, seg, tokens)
+        finally:
+            self._update_steps_behind()
+
+    def _apply(self, job: Job, seg: Segment, tokens: list[int]) -> None:
         decode = self.rt.decode
         if job.kind == STEP:
             seg.steps_done += 1
