@@ -109,6 +109,9 @@ class IncrementalMel:
 
     def features(self, first: int, last: int, peak: float | None = None) -> torch.Tensor:
         """Normalised features of frames [first, last) of the current prefix: (n_mels, last - first)."""
-        raw = torch.cat([self._final, self._tail], 1)[:, first:last]
+        n = self.final_frames
+        raw = self._final[:, first:last]  # a view: no copy of the whole segment per call
+        if last > n:
+            raw = torch.cat([raw, self._tail[:, max(0, first - n) : last - n]], 1)
         floor = (self.peak() if peak is None else peak) - 8.0
         return (torch.clamp(raw, min=floor) + 4.0) / 4.0
