@@ -26,13 +26,18 @@ class Endpointer:
     def __init__(self, frame_ms: int, silence_ms: int):
         self.frame = frame_ms * SAMPLE_RATE // 1000
         self.ring: deque[bool] = deque(maxlen=max(1, ONSET_MS // frame_ms))
-        self.silence_frames = max(1, silence_ms // frame_ms)
-        self.hangover = min(HANGOVER_MS, silence_ms) * SAMPLE_RATE // 1000
+        self.frame_ms = frame_ms
+        self.set_silence(silence_ms)
         self.preroll = PREROLL_MS * SAMPLE_RATE // 1000
         self.frames = 0  # frames seen
         self.in_speech = False
         self.last_voiced = -1  # index of the last voiced frame
         self.floor = 0  # no segment may start before this sample
+
+    def set_silence(self, silence_ms: int) -> None:
+        """Trailing non-speech that ends a segment (applies from the next frame on)."""
+        self.silence_frames = max(1, silence_ms // self.frame_ms)
+        self.hangover = min(HANGOVER_MS, silence_ms) * SAMPLE_RATE // 1000
 
     def push(self, voiced: bool) -> list[tuple[str, int]]:
         i = self.frames

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
+from typing import Callable
 
 import torch
 
@@ -59,6 +60,9 @@ class Engine:
         self.passes: deque[tuple[str, str, float, float]] = deque(maxlen=100000)
         self.iterations = 0
         self.busiest_batch = 0  # most rows in one decoder pass
+        # observers called on the worker thread: on_pass(kind, seconds) per finished pass, on_batch(rows) per decoder pass
+        self.on_pass: Callable[[str, float], None] | None = None
+        self.on_batch: Callable[[int], None] | None = None
         self._thread = threading.Thread(target=self._run, name="asrstream-engine", daemon=True)
         self._thread.start()
 
@@ -66,7 +70,7 @@ class Engine:
     def open_session(self, options: StreamOptions | None = None) -> "Session":
         """A new session (call from a running event loop). ValueError for bad options."""
         opts = options or StreamOptions()
-        lang = normalize_language(opts.language, self.rt.model.languages) if opts.language else None
+        lang = self.language(opts)
         if self._stopping:
             raise EngineClosed("the engine is shutting down")
         if len(self._sessions) >= self.max_sessions:
@@ -80,6 +84,10 @@ class Engine:
             self._new.append(stream)
             self._notify()
         return session
+
+    def language(self, opts: StreamOptions) -> str | None:
+        """The model's name for opts.language (None: detect); ValueError if the model lacks it."""
+        return normalize_language(opts.language, self.rt.model.languages) if opts.language else None
 
     @property
     def sessions(self) -> int:
@@ -128,6 +136,10 @@ class Engine:
         self.iterations += 1
         for st in self._streams:
             self._guard(st, st.ingest)
+        for st in [s for s in self._streams if s.aborted]:
+            self._rows = [j for j in self._rows if j.stream is not st]
+            st.job = None
+            self._end(st, st.close_event("abort"))
         jobs = [j for st in self._streams if (j := self._guard(st, st.next_job)) is not None]
         if jobs:
             self._start(jobs)
@@ -147,15 +159,15 @@ class Engine:
                 self._guard(job.stream, self._queue_row, job, enc)
 
     def _queue_row(self, job, enc) -> None:
-        st = job.stream
+        st, seg = job.stream, job.seg
         head = None
-        head_ids, tail_ids = self.rt.prompt(st.context, st.language)
-        if not st.head_ready:
-            if st.cache.max_len < self.rt.cache_room(st.opts, st.context):
-                st.cache = self.rt.new_cache(st.opts, st.context)
+        head_ids, tail_ids = self.rt.prompt(seg.context, seg.language)
+        if st.head != (seg.context, seg.language):
+            if st.cache.max_len < self.rt.cache_room(seg.opts, seg.context):
+                st.cache = self.rt.new_cache(seg.opts, seg.context)
             head = self.rt.model.net.thinker.model.embed_tokens(torch.tensor(head_ids, device=self.rt.model.net.device))
-            st.head_ready = True
-        limit = st.opts.token_limit(job.audio_end / SAMPLE_RATE)
+            st.head = (seg.context, seg.language)
+        limit = seg.opts.token_limit(job.audio_end / SAMPLE_RATE)
         job.row = build_row(job, self.rt.model.net, enc, head, len(head_ids), tail_ids, st.cache, limit)
         self._rows.append(job)
 
@@ -164,12 +176,16 @@ class Engine:
         eos = self.rt.model.cfg.eos_token_ids
         net = self.rt.model.net
         self.busiest_batch = max(self.busiest_batch, len(self._rows))
+        if self.on_batch:
+            self.on_batch(len(self._rows))
         self._batched(lambda js: [decode_step(net, [j.row for j in js], eos)] * len(js), self._rows)
         for job in [j for j in self._rows if j.row.done or j.stream.closed]:
             self._rows.remove(job)
             if not job.stream.closed:
-                end = (job.seg.start + job.audio_end) / SAMPLE_RATE
-                self.passes.append((job.stream.id, job.kind, end, time.perf_counter() - job.started))
+                end, took = (job.seg.start + job.audio_end) / SAMPLE_RATE, time.perf_counter() - job.started
+                self.passes.append((job.stream.id, job.kind, end, took))
+                if self.on_pass:
+                    self.on_pass(job.kind, took)
                 self._guard(job.stream, job.stream.finish, job)
                 self._wake = True  # its session may have its next pass due already
 

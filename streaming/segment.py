@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from ..decoder.generate import DecodingOptions, Row
+from ..encoder.audio import SAMPLE_RATE
 from .encoder import CONTINUE, OFFLINE, STEP, EncodedAudio, SegmentEncoder
+from .options import StreamOptions
 
 LOOKAHEAD = 48  # samples past a step boundary that make its last mel frame final (3 ms; >= 40 needed)
 
@@ -27,6 +29,8 @@ class Segment:
     id: int
     start: int  # first sample, in stream samples
     enc: SegmentEncoder
+    opts: StreamOptions  # the session's options when the segment opened (session.update applies to later ones)
+    language: str | None
     end: int | None = None  # set when the segment closes
     reason: str = ""
     decided: int = 0  # stream sample at which the end was decided (endpoint: after the silence)
@@ -37,6 +41,17 @@ class Segment:
     seq: int = 0
     last_text: str | None = None  # text of the last partial sent
     cached_audio: int = 0  # audio tokens whose keys/values are valid in the session's row
+    context: str | None = None  # the prompt context, fixed at the segment's first pass
+
+    @property
+    def chunk(self) -> int:
+        """Samples per streaming step."""
+        return round(self.opts.chunk_seconds * SAMPLE_RATE)
+
+    @property
+    def steps(self) -> bool:
+        """Whether the segment is decoded in steps (partials, or a continued final)."""
+        return self.opts.interim_results or self.opts.final_pass == CONTINUE
 
     @property
     def audio(self) -> np.ndarray:
@@ -76,10 +91,10 @@ def build_row(job: Job, net, enc: EncodedAudio, head: torch.Tensor | None, head_
     return Row(cache, feed, opts, draft=draft)
 
 
-def due_job(stream, seg: Segment, available: int, chunk: int, steps: bool, final_pass: str) -> Job | None:
+def due_job(stream, seg: Segment, available: int) -> Job | None:
     """The next pass of a segment, given `available` samples of it (all of it once closed)."""
-    k = seg.steps_done + 1
-    step_due = steps and k * chunk + LOOKAHEAD <= available
+    k, chunk, final_pass = seg.steps_done + 1, seg.chunk, seg.opts.final_pass
+    step_due = seg.steps and k * chunk + LOOKAHEAD <= available
     if seg.end is None:
         return Job(stream, seg, STEP, k * chunk, list(seg.prefix)) if step_due else None
     if step_due and final_pass == CONTINUE:  # a continued final extends the steps' hypothesis in order

@@ -13,6 +13,7 @@ import numpy as np
 from ..encoder.audio import check_samples
 from .errors import EngineClosed
 from .events import Closed, Event
+from .options import StreamOptions
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -56,6 +57,21 @@ class Session:
         if not self._closing:
             self._closing = True
             self._command("close")
+
+    def update(self, options: StreamOptions) -> None:
+        """New options for the segments that open from now on (the endpointing settings apply at
+        once). ValueError for a language the model lacks or a changed vad_frame_ms."""
+        if options.vad_frame_ms != self._stream.opts.vad_frame_ms:
+            raise ValueError("option vad_frame_ms cannot change during a stream")
+        language = self._engine.language(options)
+        if not self._stream.closed:
+            self._stream.update(options, language)
+            self._engine.wake()
+
+    def abort(self) -> None:
+        """The client is gone: drop the session's audio and passes; the last event is `closed`."""
+        self._closing = True
+        self._command("abort")
 
     def _command(self, name: str) -> None:
         if not self._stream.closed:

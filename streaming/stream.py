@@ -35,7 +35,7 @@ class Stream:
     def __init__(self, sid: str, options: StreamOptions, language: str | None, runtime, emit: Callable):
         self.id, self.opts, self.language, self.rt, self.emit = sid, options, language, runtime, emit
         self.lock = threading.Lock()
-        self.inbox: list[np.ndarray | str] = []  # audio and commands, in the order they came
+        self.inbox: list = []  # audio, commands and option updates, in the order they came
         self.audio = AudioBuffer()  # stream samples from `base` on
         self.base = 0
         self.total = 0  # samples consumed from the inbox
@@ -48,10 +48,11 @@ class Stream:
         self.finals = 0
         self.job: Job | None = None
         self.closing = False
+        self.aborted = False  # the client is gone: drop everything, emit nothing more
         self.closed = False
-        self.context = options.context
+        self.context = options.context  # for segments whose first pass is still to come
         self.cache = runtime.new_cache(options, options.context)
-        self.head_ready = False  # the prompt head's keys/values are in the cache
+        self.head: tuple | None = None  # (context, language) whose prompt head is in the cache
         self.work = {"encoder_tokens": 0, "audio_tokens": 0, "steps": 0, "step_prefill_tokens": 0,
                      "max_step_prefill": 0, "finals": 0, "max_final_prefill": 0, "drafted": 0, "accepted": 0}
 
@@ -65,6 +66,11 @@ class Stream:
         with self.lock:
             self.inbox.append(name)
 
+    def update(self, options: StreamOptions, language: str | None) -> None:
+        """New options, in order with the audio: segments opening after this point use them."""
+        with self.lock:
+            self.inbox.append((options, language))
+
     def backlog(self) -> int:
         """Samples fed but not yet processed (waiting for VAD or for a step). Any thread: it reads
         two counters and a number the worker keeps up to date, never the worker's structures."""
@@ -74,9 +80,9 @@ class Stream:
         """Worker: samples of the open segment whose steps are due but not done."""
         seg = self.segments[-1] if self.segments else None
         behind = 0
-        if seg is not None and seg.end is None and self._steps_enabled():
-            pending = self.total - seg.start - seg.steps_done * self._chunk() - LOOKAHEAD
-            behind = max(0, pending // self._chunk()) * self._chunk()
+        if seg is not None and seg.end is None and seg.steps:
+            pending = self.total - seg.start - seg.steps_done * seg.chunk - LOOKAHEAD
+            behind = max(0, pending // seg.chunk) * seg.chunk
         self.steps_behind = behind
 
     # -- worker: audio in ----------------------------------------------------------------------
@@ -84,12 +90,27 @@ class Stream:
         with self.lock:
             items, self.inbox = self.inbox, []
         for x in items:
-            if isinstance(x, str):
+            if isinstance(x, tuple):
+                self._apply_update(*x)
+            elif isinstance(x, str) and x == "abort":
+                self.aborted = self.closing = True
+                return
+            elif isinstance(x, str):
                 self._end_now(x)
                 self.closing = self.closing or x == "close"
             else:
                 self._consume(x)
         self._update_steps_behind()
+
+    def _apply_update(self, opts: StreamOptions, language: str | None) -> None:
+        """Endpointing settings apply from here on; decoding settings to segments opened from here."""
+        if opts.vad_frame_ms != self.opts.vad_frame_ms:
+            raise ValueError("vad_frame_ms cannot change during a stream")  # Session.update checks first
+        if opts.context != self.opts.context:
+            self.context = opts.context
+        self.opts, self.language = opts, language
+        self.vad.vad.set_mode(opts.vad_aggressiveness)
+        self.ends.set_silence(opts.silence_ms)
 
     def _consume(self, x: np.ndarray) -> None:
         self.audio.append(x)
@@ -112,7 +133,7 @@ class Stream:
         """Frame by frame: a segment reaching max_segment_seconds is cut at its quietest 100 ms
         in the 3 s before the limit; speech goes on in a new segment from there."""
         seg = self.segments[-1] if self.segments else None
-        limit = int(self.opts.max_segment_seconds * SAMPLE_RATE)
+        limit = int(seg.opts.max_segment_seconds * SAMPLE_RATE) if seg is not None else 0
         if seg is None or seg.end is not None or now - seg.start < limit:
             return
         # never cut before audio that passes have already decoded (the final covers what they saw)
@@ -131,7 +152,7 @@ class Stream:
     def _open_segment(self, start: int) -> None:
         enc = SegmentEncoder(self.rt.tower, IncrementalMel(self.rt.mel), self.rt.window_tokens(self.opts),
                              self.opts.encoder_mode)
-        self.segments.append(Segment(self.next_id, start, enc))
+        self.segments.append(Segment(self.next_id, start, enc, self.opts, self.language))
         self.next_id += 1
         self.emit(SpeechStarted(self.segments[-1].id, round(start / SAMPLE_RATE, 3)))
 
@@ -158,19 +179,15 @@ class Stream:
             self.base = keep
 
     # -- worker: passes ------------------------------------------------------------------------
-    def _chunk(self) -> int:
-        return round(self.opts.chunk_seconds * SAMPLE_RATE)
-
-    def _steps_enabled(self) -> bool:
-        return self.opts.interim_results or self.opts.final_pass == "continue"
-
     def next_job(self) -> Job | None:
         if self.job is not None or not self.segments:
             return None
         seg = self.segments[0]
         have = (seg.end if seg.end is not None else self.total) - seg.start
-        job = due_job(self, seg, have, self._chunk(), self._steps_enabled(), self.opts.final_pass)
+        job = due_job(self, seg, have)
         if job is not None:
+            if seg.context is None:
+                seg.context = self.context
             lo = seg.start + seg.enc.mel.audio.size - self.base
             hi = seg.start + min(have, job.audio_end + (0 if job.final else LOOKAHEAD)) - self.base
             seg.enc.mel.append(self.audio.view[lo:hi])
@@ -193,10 +210,10 @@ class Stream:
         if job.kind == STEP:
             seg.steps_done += 1
             seg.hyp = tokens
-            seg.prefix = next_prefix(seg.prefix, tokens, seg.steps_done, self.opts.unfixed_chunks,
-                                     self.opts.rollback_tokens, decode)
+            seg.prefix = next_prefix(seg.prefix, tokens, seg.steps_done, seg.opts.unfixed_chunks,
+                                     seg.opts.rollback_tokens, decode)
             self._partial(seg, job, decode(seg.prefix), decode(tokens))
-            if len(seg.prefix) >= self.opts.token_limit(seg.steps_done * self.opts.chunk_seconds) and seg.end is None:
+            if len(seg.prefix) >= seg.opts.token_limit(seg.steps_done * seg.opts.chunk_seconds) and seg.end is None:
                 self._close_segment(seg.start + job.audio_end, "max_length")  # a runaway hypothesis
             return
         self._final(seg, job, tokens)
@@ -214,10 +231,10 @@ class Stream:
             w["max_final_prefill"] = max(w["max_final_prefill"], job.prefill_tokens)
 
     def _partial(self, seg: Segment, job: Job, stable_raw: str, raw: str) -> None:
-        stable, unstable, lang = split_stable(stable_raw, raw, self.language, seg.stable)
+        stable, unstable, lang = split_stable(stable_raw, raw, seg.language, seg.stable)
         seg.stable = stable
         text = stable + unstable
-        if not self.opts.interim_results or not text.strip() or text == seg.last_text:
+        if not seg.opts.interim_results or not text.strip() or text == seg.last_text:
             return
         seg.last_text = text
         self.emit(Partial(seg.id, seg.seq, stable, unstable, _s(seg.start), _s(seg.start + job.audio_end), lang))
@@ -227,12 +244,12 @@ class Stream:
         self.segments.popleft()
         self.work["encoder_tokens"] += seg.enc.tokens_encoded
         self.work["audio_tokens"] += self.rt.tower.cfg.tokens_for_frames(seg.enc.mel.frames)
-        lang, text = parse_output(self.rt.decode(tokens), self.language)
-        if self.opts.previous_text_as_context and text:
-            self.context, self.head_ready = text, False
+        lang, text = parse_output(self.rt.decode(tokens), seg.language)
+        if seg.opts.previous_text_as_context and text:
+            self.context = text
         if not text:
             return
-        words = self.rt.align(seg.audio, text, lang) if self.opts.word_timestamps else []
+        words = self.rt.align(seg.audio, text, lang) if seg.opts.word_timestamps else []
         offset = seg.start / SAMPLE_RATE
         end = (seg.start + len(seg.audio)) / SAMPLE_RATE
         words = [{"word": w["word"], "start": round(min(w["start"] + offset, end), 3),
