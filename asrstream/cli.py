@@ -1,4 +1,4 @@
-"""The `asrstream` command line: transcribe files, make test checkpoints.
+"""The `asrstream` command line: transcribe files, serve streams (serve.py), make test checkpoints.
 
 Every failure a user can cause (bad file, bad option, missing model) ends with one line on stderr
 and a non-zero exit status, never a traceback.
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .serve import add_serve
 
 FORMATS = ("text", "json", "srt", "vtt")
 EXIT_ERROR = 1
@@ -132,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asrstream", description="Streaming speech recognition for Qwen3-ASR")
     sub = p.add_subparsers(dest="command", required=True)
     add_transcribe(sub)
+    add_serve(sub)
     add_make_test_model(sub)
     return p
 

@@ -3,7 +3,7 @@
 Every message is a JSON object whose "type" names it; times are seconds from the stream start.
 Client -> server: `session.update`, `input_audio_buffer.append`, `finalize`, `close_stream`,
 `keepalive` (audio itself travels in binary frames). Server -> client: `session.created`,
-`speech.started`, `transcript.partial`, `transcript.final`, `error`, `done`.
+`session.updated`, `speech.started`, `transcript.partial`, `transcript.final`, `error`, `done`.
 
 `parse_client(text)` returns a typed message or raises `ProtocolError` whose `code` is one of
 ERROR_CODES; unknown fields are errors too (a typo must not be silently ignored).
@@ -21,13 +21,25 @@ PROTOCOL_VERSION = 1
 MAX_TEXT_BYTES = 1 << 20
 ENCODINGS = ("pcm_s16le", "pcm_f32le")
 MIN_RATE, MAX_RATE = 8000, 48000
-ERROR_CODES = {
+ERROR_CODES = {  # every `error` code; those in CLOSE_CODES end the connection, the others do not
     "invalid_json": "a text frame that is not UTF-8 JSON",
     "invalid_message": "JSON that is not an object with a string `type`",
     "unknown_type": "a `type` this protocol does not define",
     "invalid_field": "a missing, unknown, mistyped or out-of-range field",
     "message_too_large": "a text frame over 1 MiB",
-    "bad_audio": "audio that cannot be decoded (odd base64, NaN/Inf samples)",
+    "bad_audio": "audio that cannot be decoded (odd base64, NaN/Inf samples); the frame is dropped",
+    "stream_closed": "audio or a command after `close_stream`; ignored",
+    "invalid_config": "a query parameter of the connection URL is invalid",
+    "idle_timeout": "no audio or keepalive for the idle timeout",
+    "max_duration": "the session reached the server's maximum duration",
+    "slow_reader": "the client stopped reading the server's messages",
+    "overloaded": "the server has no free session slot",
+    "internal_error": "the server failed while decoding this session",
+    "shutting_down": "the server is shutting down",
+}
+CLOSE_CODES = {  # fatal error codes -> the WebSocket close code that follows the `error`
+    "invalid_config": 1008, "idle_timeout": 1008, "max_duration": 1008, "slow_reader": 1008,
+    "overloaded": 1013, "internal_error": 1011, "shutting_down": 1001,
 }
 
 
@@ -160,6 +172,12 @@ class SessionCreated:
     model: str
     protocol_version: int = PROTOCOL_VERSION
     type: str = "session.created"
+
+
+@dataclass(frozen=True)
+class SessionUpdated:
+    config: dict  # the effective options after a session.update
+    type: str = "session.updated"
 
 
 @dataclass(frozen=True)

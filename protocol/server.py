@@ -1,0 +1,205 @@
+"""The WebSocket server: protocol v1 at /v1/asr, plus /health, /metrics and the web client, one port.
+
+The only module that imports the websockets server. It admits or refuses requests before the
+upgrade (auth 401, origin 403, capacity or not ready 503 + Retry-After), hands each admitted
+socket to a Connection, and drains on shutdown: stop admitting, end every session (its finals are
+delivered), close 1001, all within `drain_seconds`.
+Model code never runs here: the engine's worker thread does it.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import mimetypes
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from ..streaming.options import StreamOptions
+from .config import SessionConfig
+from .connection import Connection
+from .messages import ENCODINGS, MAX_RATE, MIN_RATE, PROTOCOL_VERSION
+from .metrics import Metrics
+
+log = logging.getLogger("asrstream.server")
+WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
+ASR_PATH = "/v1/asr"
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0: any free port (tests)
+    api_key: str | None = None  # clients must present it (Bearer header or ?token=)
+    allowed_origins: tuple[str, ...] = ()  # browser Origins allowed to connect; empty: any
+    max_frame_bytes: int = 1 << 20  # larger frames close the connection with 1009
+    idle_timeout: float = 30.0  # seconds without audio or keepalive before a session is ended
+    max_session_seconds: float = 4 * 3600.0
+    send_timeout: float = 30.0  # a client that takes longer to accept one message is a slow reader
+    max_pending_messages: int = 256  # unsent messages that make a client a slow reader
+    drain_seconds: float = 30.0  # shutdown: time given to sessions to deliver their finals
+    retry_after: int = 5  # seconds, in 503 answers
+    model_name: str = ""
+    options: StreamOptions = field(default_factory=StreamOptions)  # defaults for every session
+    web_root: Path = WEB_ROOT
+
+
+class Server:
+    def __init__(self, settings: ServerSettings, engine=None, metrics: Metrics | None = None):
+        self.settings, self.metrics = settings, metrics or Metrics()
+        self.engine = None
+        self.draining = False
+        self.connections: set[Connection] = set()
+        self._server = self._probe = None
+        if engine is not None:
+            self.attach(engine)
+
+    def attach(self, engine) -> None:
+        """The model is loaded: start admitting sessions (until then /health and /v1/asr answer 503)."""
+        self.engine = engine
+        engine.on_pass = self.metrics.observe_pass
+        engine.on_batch = self.metrics.rows.observe
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None and not self.draining
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        s = self.settings
+        self._server = await serve(self._handle, s.host, s.port, process_request=self._admit, compression=None,
+                                   max_size=s.max_frame_bytes, max_queue=16, close_timeout=5,
+                                   ping_interval=20, ping_timeout=20, server_header="asrstream",
+                                   logger=logging.getLogger("asrstream.websockets"))
+        self._probe = asyncio.create_task(self._probe_loop())
+        log.info("listening on ws://%s:%d%s", s.host, self.port, ASR_PATH)
+
+    async def drain(self) -> None:
+        """Stop admitting; end every session, delivering its finals; close them 1001; stop the engine."""
+        self.draining = True
+        conns = list(self.connections)
+        if conns:
+            done, pending = await asyncio.wait([asyncio.create_task(self._drain_one(c)) for c in conns],
+                                               timeout=self.settings.drain_seconds)
+            if pending:
+                log.warning("drain: %d sessions did not finish in %g s", len(pending), self.settings.drain_seconds)
+        await self.stop()
+
+    async def _drain_one(self, conn: Connection) -> None:
+        conn.drain()
+        await conn.ws.wait_closed()
+
+    async def stop(self) -> None:
+        """Close the port and every connection left (1001); the engine's shutdown ends their sessions."""
+        self._server.close(close_connections=True)
+        if self.engine is not None:
+            await asyncio.to_thread(self.engine.shutdown)
+        await self._server.wait_closed()
+        if self._probe:
+            self._probe.cancel()
+
+    # -- sessions -----------------------------------------------------------------------------------
+    async def _handle(self, ws) -> None:
+        conn = Connection(ws, self)
+        self.connections.add(conn)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+
+    def default_config(self) -> SessionConfig:
+        return SessionConfig(self.settings.options, can_align=self.engine.rt.aligner is not None)
+
+    def capabilities(self) -> dict:
+        s = self.settings
+        return {"encodings": list(ENCODINGS), "sample_rates": [MIN_RATE, MAX_RATE],
+                "word_timestamps": self.engine.rt.aligner is not None,
+                "languages": list(self.engine.rt.model.languages), "max_frame_bytes": s.max_frame_bytes,
+                "idle_timeout_s": s.idle_timeout, "max_session_s": s.max_session_seconds,
+                "protocol_version": PROTOCOL_VERSION}
+
+    # -- HTTP, before any upgrade -------------------------------------------------------------------
+    def _admit(self, conn, request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/health":
+            return self._health(conn)
+        if url.path == "/metrics":
+            return self._refusal(conn, request, url.query) or self._metrics()
+        if url.path == ASR_PATH:
+            if refused := self._refusal(conn, request, url.query):
+                return refused
+            if not self.ready or max(self.engine.sessions, len(self.connections)) >= self.engine.max_sessions:
+                why = "at capacity" if self.ready else ("shutting down" if self.draining else "loading the model")
+                return self._reject(conn, HTTPStatus.SERVICE_UNAVAILABLE, f"server {why}; retry later",
+                                    {"Retry-After": str(self.settings.retry_after)})
+            return None
+        return self._static(conn, url.path)
+
+    def _refusal(self, conn, request, query: str) -> Response | None:
+        """401 without the API key, 403 from an Origin not allowed; None when admitted."""
+        allowed = self.settings.allowed_origins
+        origin = request.headers.get("Origin")
+        if allowed and origin is not None and origin not in allowed:
+            return self._reject(conn, HTTPStatus.FORBIDDEN, "origin not allowed")
+        key = self.settings.api_key
+        if key and not hmac.compare_digest(_token(request, query).encode(), key.encode()):
+            return self._reject(conn, HTTPStatus.UNAUTHORIZED, "missing or invalid API key",
+                                {"WWW-Authenticate": 'Bearer realm="asrstream"'})
+        return None
+
+    def _reject(self, conn, status: HTTPStatus, text: str, headers: dict | None = None) -> Response:
+        self.metrics.rejected.labels(str(int(status))).inc()
+        response = conn.respond(status, text + "\n")
+        for k, v in (headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    def _health(self, conn) -> Response:
+        state = "ok" if self.ready else ("draining" if self.draining else "loading")
+        body = {"status": state, "sessions": self.engine.sessions if self.engine else 0,
+                "max_sessions": self.engine.max_sessions if self.engine else 0}
+        status = HTTPStatus.OK if self.ready else HTTPStatus.SERVICE_UNAVAILABLE
+        return _response(status, json.dumps(body).encode(), "application/json")
+
+    def _metrics(self) -> Response:
+        body, kind = self.metrics.exposition()
+        return _response(HTTPStatus.OK, body, kind)
+
+    def _static(self, conn, path: str) -> Response:
+        root = self.settings.web_root.resolve()
+        target = (root / (path.lstrip("/") or "index.html")).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            return self._reject(conn, HTTPStatus.NOT_FOUND, "not found")
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return _response(HTTPStatus.OK, target.read_bytes(), kind)
+
+    # -- event-loop lag probe ---------------------------------------------------------------------
+    async def _probe_loop(self, period: float = 0.1) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(period)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - t - period))
+
+
+def _token(request, query: str) -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return parse_qs(query).get("token", [""])[-1]
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store")])
+    return Response(int(status), status.phrase, headers, body)
