@@ -84,7 +84,7 @@ class SegmentEncoder:
         if tail and rest > 0:
             feats = self.mel.features(len(self.embs) * self.F, self.mel.frames, self._peak)
             parts.append(self.tower.embed_tail(feats, alone=not self.embs))
-        return torch.cat(parts) if parts else torch.zeros(0, self.tower.cfg.d_model)
+        return torch.cat(parts) if parts else torch.zeros(0, self.tower.cfg.d_model, device=self.tower.positions.device)
 
     def _cached_windows(self, kind: str) -> list[tuple[torch.Tensor, WindowCache | None]]:
         """New tokens, split where a window fills; each piece continues its window's cache."""
@@ -120,7 +120,7 @@ class SegmentEncoder:
 
 
 def outs_empty(tower: AudioEncoder) -> torch.Tensor:
-    return torch.zeros(0, tower.cfg.output_dim)
+    return torch.zeros(0, tower.cfg.output_dim, device=tower.positions.device)
 
 
 @torch.inference_mode()

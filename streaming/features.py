@@ -51,9 +51,9 @@ class IncrementalMel:
     def __init__(self, mel: LogMel):
         self.mel = mel
         self.audio = AudioBuffer()
-        self._final = torch.zeros(mel.n_mels, 0)  # (n_mels, frames) raw log10 mel, final frames
+        self._final = torch.zeros(mel.n_mels, 0, device=mel.device)  # (n_mels, frames) raw log10 mel, final frames
         self._final_peak = -torch.inf
-        self._tail = torch.zeros(mel.n_mels, 0)  # provisional frames after the final ones
+        self._tail = torch.zeros(mel.n_mels, 0, device=mel.device)  # provisional frames after the final ones
         self.frames_computed = 0  # work counter: frames whose spectrum was computed
 
     def append(self, samples: np.ndarray) -> None:
@@ -85,12 +85,12 @@ class IncrementalMel:
         """Raw log10 mel of frames first .. n // HOP - 1 of the current audio."""
         x = self.audio.view
         if first * HOP < PAD:  # the segment start: the whole (short) prefix the offline way
-            wav = torch.from_numpy(x.copy())
+            wav = torch.from_numpy(x.copy()).to(self.mel.device)
             spec = self.mel.power_mel(wav)[:, first:]
         else:
             tail = x[first * HOP - PAD :]
             right = tail[-PAD - 1 : -1][::-1]  # reflect padding as torch.stft does it
-            frames = torch.from_numpy(np.concatenate([tail, right]))
+            frames = torch.from_numpy(np.concatenate([tail, right])).to(self.mel.device)
             spec = self._power(frames)[:, :-1]  # the last frame is dropped, as offline
         self.frames_computed += spec.shape[1]
         return spec.clamp(min=1e-10).log10()
