@@ -7,7 +7,8 @@ WebSocket sessions, each starting at a different offset of the recording. Measur
 - partial lag: arrival of a partial minus the moment the audio at its `audio_end` was sent;
 - endpoint->final: arrival of an endpoint final minus the moment the audio that decided it was sent
   (the end of its trailing silence: `end` + silence_ms - 150 ms hangover, exact for endpoint finals).
-Measured at the server: event-loop lag (its /metrics histogram; p99 is a bucket bound) and RSS
+Measured at the server: event-loop lag during the run (its /metrics histogram, 100 ms timer; p99 is a
+bucket's upper bound: 1, 2.5, 5, 10, 25, 50, 100 ms) and RSS
 (/proc/PID/status) idle vs with N sessions streaming.
 Random weights never say EOS: hypotheses are capped at 8 + 4 tokens per second of segment audio
 (`--max-tokens-per-second 4`, about English speech), as in bench_streaming.py.
@@ -43,7 +44,7 @@ def pct(xs, q):
 
 
 def start_server(args) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, "-m", "asrstream", "serve", "--port", "0", "--model", args.model, "--threads",
+    cmd = [sys.executable, "-m", "asrstream", "serve", "--port", "0", "--model", args.model, "--device", args.device, "--threads",
            str(args.threads), "--max-tokens-per-second", "4", "--no-word-timestamps", "--max-sessions", "64",
            "--silence-ms", str(SILENCE_MS), "--idle-timeout", "600"]
     cmd += ["--aligner", args.aligner] if args.aligner else ["--no-aligner"]
@@ -69,14 +70,31 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
 
 
-def loop_lag_p99(port: int) -> float | None:
+def gpu_mb(pid: int) -> float | None:
+    """GPU memory the process holds (nvidia-smi), None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    rows = [line.split(",") for line in out.splitlines() if line.strip()]
+    return next((float(m) for p, m in rows if int(p) == pid), None)
+
+
+def loop_lag_buckets(port: int) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of the server's event-loop lag histogram."""
     from prometheus_client.parser import text_string_to_metric_families
 
     body = get(port, "/metrics")[1].decode()
-    buckets = [(float(s.labels["le"]), s.value) for f in text_string_to_metric_families(body)
-               for s in f.samples if s.name == "asrstream_event_loop_lag_seconds_bucket"]
-    total = buckets[-1][1]
-    return next((le for le, n in buckets if n >= 0.99 * total), None) if total else None
+    return [(float(s.labels["le"]), s.value) for f in text_string_to_metric_families(body)
+            for s in f.samples if s.name == "asrstream_event_loop_lag_seconds_bucket"]
+
+
+def p99_between(before: list, after: list) -> float | None:
+    """p99 (a bucket's upper bound) of the lag samples taken between two snapshots."""
+    counts = [(le, n - m) for (le, n), (_, m) in zip(after, before)]
+    total = counts[-1][1]
+    return next((le for le, n in counts if n >= 0.99 * total), None) if total else None
 
 
 async def session(port: int, pcm: bytes, seconds: float, out: dict) -> None:
@@ -117,30 +135,32 @@ async def run_load(port: int, pid: int, n: int, seconds: float, wav: np.ndarray,
         x = np.roll(wav, -int(i * len(wav) / max(n, 1)))
         x = np.tile(x, int(seconds // (len(x) / 16000)) + 1)[: int(seconds * 16000)]
         pcms.append((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
-    rss0 = rss_mb(pid)
+    rss0, gpu0 = rss_mb(pid), gpu_mb(pid)
     tasks = [asyncio.create_task(session(port, p, seconds, out)) for p in pcms]
     await asyncio.sleep(seconds * 0.75)
-    rss_n = rss_mb(pid)
+    rss_n, gpu_n = rss_mb(pid), gpu_mb(pid)
     await asyncio.gather(*tasks)
     return {"sessions": n, "partials": len(out["partial_lag"]), "partial_lag_p50": pct(out["partial_lag"], 0.5),
             "partial_lag_p95": pct(out["partial_lag"], 0.95), "endpoint_finals": len(out["final"]),
             "endpoint_final_p50": pct(out["final"], 0.5), "endpoint_final_p95": pct(out["final"], 0.95),
             "rss_idle_mb": round(rss0), "rss_loaded_mb": round(rss_n),
-            "rss_per_session_mb": round((rss_n - rss0) / n, 1), "sessions_left_before_finals": out["left_early"]}
+            "rss_per_session_mb": round((rss_n - rss0) / n, 1), "sessions_left_before_finals": out["left_early"],
+            "gpu_mb_idle": gpu0, "gpu_mb_loaded": gpu_n}
 
 
 async def main_async(args) -> None:
     from asrstream.encoder.audio import load_audio
 
-    wav = load_audio(AUDIO)
+    wav = load_audio(args.audio)
     proc, port = start_server(args)
     try:
         while get(port, "/health")[0] != 200:
             await asyncio.sleep(0.5)
         for n in args.sessions:
-            load = os.getloadavg()[0]
+            load, lag0 = os.getloadavg()[0], loop_lag_buckets(port)
             res = await run_load(port, proc.pid, n, args.seconds, wav, args.tail)
-            res.update(loop_lag_p99_s=loop_lag_p99(port), load_before=round(load, 2), threads=args.threads,
+            lag = p99_between(lag0, loop_lag_buckets(port))
+            res.update(loop_lag_p99_s=lag, load_before=round(load, 2), threads=args.threads,
                        real_time=res["partial_lag_p95"] is not None and res["partial_lag_p95"] <= 1.0)
             print(json.dumps(res), flush=True)
     finally:
@@ -157,6 +177,8 @@ def main() -> None:
     p.add_argument("--tail", type=float, default=15.0, help="seconds to wait for the last finals")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--audio", default=str(AUDIO), help="speech to stream (looped)")
     p.add_argument("--quantize", default="int8", help="int8 or '' for none")
     args = p.parse_args()
     if not Path(args.model).exists():
