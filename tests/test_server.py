@@ -341,7 +341,9 @@ async def test_a_client_that_stops_reading_is_closed_as_slow_reader(engine):
             while engine.sessions and loop.time() - t0 < 20:  # fill the kernel's buffers, then the outbox
                 await ws.send(big)  # answered by a ~9 KB session.updated that nobody reads
                 await asyncio.sleep(0.001)
-        assert engine.sessions == 0
+            while server.connections and loop.time() - t0 < 30:  # the close handshake times out (5 s)
+                await asyncio.sleep(0.05)
+        assert engine.sessions == 0 and not server.connections
         assert server.metrics.errors.labels("slow_reader")._value.get() == 1
         assert server.metrics.closed.labels("1008")._value.get() == 1
 
