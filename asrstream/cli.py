@@ -1,4 +1,5 @@
-"""The `asrstream` command line: transcribe files, serve streams (serve.py), make test checkpoints.
+"""The `asrstream` command line: transcribe files, serve streams (serve.py), stream a file or the
+microphone to a server (clients/cli.py), make test checkpoints.
 
 Every failure a user can cause (bad file, bad option, missing model) ends with one line on stderr
 and a non-zero exit status, never a traceback.
@@ -9,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .clients.cli import add_mic, add_stream
 from .serve import add_serve
 
 FORMATS = ("text", "json", "srt", "vtt")
@@ -135,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     add_transcribe(sub)
     add_serve(sub)
+    add_stream(sub)
+    add_mic(sub)
     add_make_test_model(sub)
     return p
 

@@ -6,7 +6,8 @@ Client -> server: `session.update`, `input_audio_buffer.append`, `finalize`, `cl
 `session.updated`, `speech.started`, `transcript.partial`, `transcript.final`, `error`, `done`.
 
 `parse_client(text)` returns a typed message or raises `ProtocolError` whose `code` is one of
-ERROR_CODES; unknown fields are errors too (a typo must not be silently ignored).
+ERROR_CODES; unknown fields are errors too (a typo must not be silently ignored). `parse_server(text)`
+is the client side's reader of server messages.
 """
 from __future__ import annotations
 
@@ -234,3 +235,21 @@ def dumps(msg) -> str:
     """A server message as one JSON text frame, `type` first."""
     body = {f.name: getattr(msg, f.name) for f in fields(msg) if f.name != "type"}
     return json.dumps({"type": msg.type, **body}, ensure_ascii=False, separators=(",", ":"))
+
+
+SERVER_MESSAGES = {cls.type: cls for cls in (SessionCreated, SessionUpdated, SpeechStarted, TranscriptPartial,
+                                                TranscriptFinal, ErrorMessage, Done)}
+
+
+def parse_server(text: str | bytes):
+    """One server text frame -> its typed message (clients). Unknown fields are ignored, so a client
+    keeps working when a later server adds some; an unknown type or a missing field is a ProtocolError."""
+    obj = _load(text)
+    cls = SERVER_MESSAGES.get(obj.get("type"))
+    if cls is None:
+        raise ProtocolError("unknown_type", f"unknown server message type {str(obj.get('type'))[:64]!r}")
+    names = {f.name for f in fields(cls) if f.init and f.name != "type"}
+    try:
+        return cls(**{k: v for k, v in obj.items() if k in names})
+    except TypeError:
+        raise ProtocolError("invalid_message", f"{cls.type} lacks a required field") from None
