@@ -189,3 +189,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def test_voice_assistant_example_takes_turns_and_barges_in(engine, tmp_path):
+    audio = spans_of([silence(0.3), tts(SENTENCES[0]), silence(1.5), tts(SENTENCES[1]), silence(1.2)])[0]
+    path = tmp_path / "turns.wav"
+    sf.write(path, audio, SR, subtype="PCM_16")
+    example = os.path.join(os.path.dirname(__file__), "..", "docs", "examples", "voice_assistant.py")
+    async with running(engine) as server:
+        events, _ = await _sdk_run(url(server), audio)
+        proc = await asyncio.create_subprocess_exec(sys.executable, example, str(path), "--url", url(server),
+                                                    "--speak-seconds", "5", stdout=subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    turns = [f"user: {e.text}" for e in events if isinstance(e, TranscriptFinal) and e.reason == "endpoint"]
+    assert proc.returncode == 0 and len(turns) == 2
+    assert out.decode().splitlines() == [turns[0], "barge-in: assistant stopped", turns[1]]
