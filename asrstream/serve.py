@@ -40,6 +40,8 @@ def add_serve(sub) -> None:
     p.add_argument("--max-session-seconds", type=float, default=4 * 3600.0)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="larger frames close with 1009")
     p.add_argument("--drain-seconds", type=float, default=30.0, help="shutdown: time to deliver finals")
+    p.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve wss:// and https://")
+    p.add_argument("--keyfile", default=None, help="TLS private key (PEM; default: in --certfile)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     for f in dataclasses.fields(StreamOptions):
         _add_option(p, f)
@@ -62,12 +64,15 @@ def settings_from(args: argparse.Namespace):
     options = StreamOptions(**{f.name: getattr(args, f"opt_{f.name}") for f in dataclasses.fields(StreamOptions)})
     if not 1 <= args.max_sessions <= 1024:
         raise ValueError(f"--max-sessions must be in [1, 1024], got {args.max_sessions}")
+    if args.keyfile and not args.certfile:
+        raise ValueError("--keyfile needs --certfile")
     if not 1024 <= args.max_frame_bytes <= 16 << 20:
         raise ValueError(f"--max-frame-bytes must be in [1024, {16 << 20}], got {args.max_frame_bytes}")
     return ServerSettings(host=args.host, port=args.port, api_key=args.api_key or None,
                           allowed_origins=tuple(args.allowed_origin), max_frame_bytes=args.max_frame_bytes,
                           idle_timeout=args.idle_timeout, max_session_seconds=args.max_session_seconds,
-                          drain_seconds=args.drain_seconds, model_name=args.model, options=options)
+                          drain_seconds=args.drain_seconds, model_name=args.model, options=options,
+                          certfile=args.certfile, keyfile=args.keyfile)
 
 
 def load_engine(args: argparse.Namespace):

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import mimetypes
+import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -49,6 +50,8 @@ class ServerSettings:
     model_name: str = ""
     options: StreamOptions = field(default_factory=StreamOptions)  # defaults for every session
     web_root: Path = WEB_ROOT
+    certfile: str | None = None  # TLS: serve wss:// and https:// (the page's microphone needs a secure origin)
+    keyfile: str | None = None
 
 
 class Server:
@@ -77,12 +80,16 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
+        tls = None
+        if s.certfile:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(s.certfile, s.keyfile)
         self._server = await serve(self._handle, s.host, s.port, process_request=self._admit, compression=None,
                                    max_size=s.max_frame_bytes, max_queue=16, close_timeout=5,
-                                   ping_interval=20, ping_timeout=20, server_header="asrstream",
+                                   ping_interval=20, ping_timeout=20, server_header="asrstream", ssl=tls,
                                    logger=logging.getLogger("asrstream.websockets"))
         self._probe = asyncio.create_task(self._probe_loop())
-        log.info("listening on ws://%s:%d%s", s.host, self.port, ASR_PATH)
+        log.info("listening on %s://%s:%d%s", "wss" if tls else "ws", s.host, self.port, ASR_PATH)
 
     async def drain(self) -> None:
         """Stop admitting; end every session, delivering its finals; close them 1001; stop the engine."""

@@ -74,9 +74,10 @@ new MutationObserver(() => {
 """
 
 
-async def open_page(browser, url: str, viewport=(1280, 720)):
+async def open_page(browser, url: str, viewport=(1280, 720), ignore_https_errors: bool = False):
     """A new page at `url`; returns (page, messages): every JSON message the page's WebSockets got."""
-    page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page = await browser.new_page(viewport={"width": viewport[0], "height": viewport[1]},
+                                  ignore_https_errors=ignore_https_errors)
     messages: list[dict] = []
 
     def on_websocket(ws) -> None:

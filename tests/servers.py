@@ -4,7 +4,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -96,3 +99,13 @@ def http_get(server, path: str, headers: dict | None = None) -> tuple[int, dict,
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 (openssl CLI) and a client context that trusts it."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    cert.write_text(cert.read_text() + key.read_text())  # one PEM holding both, as --certfile accepts
+    return cert, ssl.create_default_context(cafile=str(cert))

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import logging
+import urllib.request
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from asrstream import load_aligner, load_model
 from asrstream.protocol.messages import CLOSE_CODES, ERROR_CODES
 from asrstream.streaming.engine import Engine
 
-from .servers import final_view, http_get, of, pcm16, received, running, stream, url
+from .servers import final_view, http_get, of, pcm16, received, running, self_signed_cert, stream, url
 from .speech import SENTENCES, SR, silence, spans_of, tts
 
 
@@ -272,6 +273,21 @@ async def test_auth_admits_the_key_by_header_or_query(engine, how):
         msgs, code = await stream(url(server, "token=s3cret" if how == "query" else ""), pcm16(silence(0.3)),
                                   headers=headers)
     assert code == 1000 and msgs[-1]["type"] == "done"
+
+
+async def test_tls_serves_wss_and_https(engine, tmp_path, two_utterances):
+    cert, trust = self_signed_cert(tmp_path)
+    async with running(engine, certfile=str(cert)) as server:
+        uri = f"wss://127.0.0.1:{server.port}/v1/asr"
+        async with connect(uri, ssl=trust) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            await ws.send(pcm16(two_utterances[0]))
+            await ws.send('{"type":"close_stream"}')
+            msgs = await received(ws)
+        health = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"https://127.0.0.1:{server.port}/health", context=trust, timeout=10).status)
+    assert len(of(msgs, "transcript.final")) == 2 and msgs[-1]["type"] == "done" and ws.close_code == 1000
+    assert health == 200
 
 
 async def test_origin_allowlist(engine):

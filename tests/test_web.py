@@ -13,7 +13,7 @@ from asrstream.protocol.server import WEB_ROOT
 from asrstream.streaming.engine import Engine
 
 from .browser import chromium, eventually, open_page, save_screenshot, status_of, wait_for_state, write_mic_wav
-from .servers import of, running
+from .servers import of, running, self_signed_cert
 from .speech import SENTENCES, silence, spans_of, tts
 
 LINES = 4
@@ -104,6 +104,16 @@ async def test_api_key_in_token_parameter(engine, mic_wav):
         page, msgs = await open_page(browser, f"http://127.0.0.1:{server.port}/?token=wrong")
         text = await wait_for_state(page, "error")
         assert "401" in text and "API key" in text and not msgs
+
+
+async def test_page_over_https_streams_over_wss(engine, mic_wav, tmp_path):
+    """Served over https (--certfile), the page opens wss:// on the same host and goes live."""
+    cert, _ = self_signed_cert(tmp_path)
+    async with running(engine, certfile=str(cert)) as server, chromium(mic_wav) as browser:
+        page, msgs = await open_page(browser, f"https://127.0.0.1:{server.port}/", ignore_https_errors=True)
+        await wait_for_state(page, "live")
+        assert await page.evaluate("window.isSecureContext") and msgs[0]["type"] == "session.created"
+        await eventually(lambda: page.evaluate("window.asrstreamStats.framesSent"))
 
 
 async def test_reconnects_with_backoff_when_the_server_goes_away(engine, mic_wav):
