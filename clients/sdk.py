@@ -42,14 +42,15 @@ class ASRError(RuntimeError):
 
 class StreamingClient:
     def __init__(self, url: str = DEFAULT_URL, api_key: str | None = None, *, language: str | None = None,
-                 sample_rate: int = 16000, encoding: str = "pcm_s16le", open_timeout: float = 10.0,
-                 **callbacks: Callable[[Any], Any]):
+                 sample_rate: int = 16000, encoding: str = "pcm_s16le", options: dict | None = None,
+                 open_timeout: float = 10.0, **callbacks: Callable[[Any], Any]):
         unknown = set(callbacks) - set(CALLBACKS.values())
         if unknown:
             raise TypeError(f"unknown callback {sorted(unknown)[0]!r}; known: {', '.join(CALLBACKS.values())}")
         query = {"language": language, "sample_rate": sample_rate, "encoding": encoding}
         self.url = url + ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in query.items() if v)
         self.api_key, self.encoding, self.open_timeout = api_key, encoding, open_timeout
+        self.options = options or {}  # session.update values sent right after connecting
         self.callbacks = callbacks
         self.created: SessionCreated | None = None
         self.done: Done | None = None
@@ -77,6 +78,8 @@ class StreamingClient:
             raise self._failure or ASRError("invalid_message", "the server did not open a session")
         self.created = first
         self._reader = asyncio.create_task(self._read_loop())
+        if self.options:
+            await self.update(**self.options)
         return first
 
     async def close(self, timeout: float | None = 60.0) -> Done:

@@ -1,7 +1,7 @@
 """Audio sources for the command-line clients: async iterators of mono int16 PCM frames (~100 ms).
 
-`MicSource` captures a microphone through sounddevice/PortAudio (the optional `mic` extra), at the
-device's own rate (the server resamples); `FileSource` plays any file soundfile reads, paced at
+`MicSource` captures a microphone through sounddevice/PortAudio (the optional `mic` extra), at 16 kHz
+when the device offers it, else at its own rate (the server resamples); `FileSource` plays any file soundfile reads, paced at
 `speed` x real time (None: as fast as the server takes it).
 """
 from __future__ import annotations
@@ -48,9 +48,13 @@ class MicSource:
         except (ValueError, sd.PortAudioError) as e:
             raise ValueError(f"no microphone input{'' if device is None else f' {device!r}'} found ({e}); "
                              "see asrstream mic --list-devices") from None
-        self.device, self.rate = device, int(info["default_samplerate"])
+        self.device, self.rate = device, 16000  # 16 kHz when the device offers it, else its own rate
+        try:
+            sd.check_input_settings(device, samplerate=16000, channels=1, dtype="int16")
+        except (ValueError, sd.PortAudioError):
+            self.rate = int(info["default_samplerate"])
         if not 8000 <= self.rate <= 48000:
-            self.rate = 16000
+            raise ValueError(f"microphone rate {self.rate} Hz is outside 8000-48000 Hz; pick another --device")
 
     async def __aiter__(self):
         sd = _sounddevice()

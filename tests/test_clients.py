@@ -17,7 +17,8 @@ import soxr
 from asrstream import load_aligner, load_model
 from asrstream.clients.cli import render
 from asrstream.clients.sdk import ASRError, StreamingClient
-from asrstream.protocol.messages import Done, ErrorMessage, SpeechStarted, TranscriptFinal, TranscriptPartial
+from asrstream.protocol.messages import (Done, ErrorMessage, SessionUpdated, SpeechStarted, TranscriptFinal,
+                                         TranscriptPartial)
 from asrstream.streaming.engine import Engine
 
 from .servers import running, url
@@ -204,3 +205,12 @@ async def test_voice_assistant_example_takes_turns_and_barges_in(engine, tmp_pat
     turns = [f"user: {e.text}" for e in events if isinstance(e, TranscriptFinal) and e.reason == "endpoint"]
     assert proc.returncode == 0 and len(turns) == 2
     assert out.decode().splitlines() == [turns[0], "barge-in: assistant stopped", turns[1]]
+
+
+async def test_sdk_options_are_sent_as_session_update(engine):
+    async with running(engine) as server:
+        async with StreamingClient(url(server), options={"context": "Stella", "vad": {"silence_ms": 400}}) as client:
+            await client.send_audio(silence(0.2))
+            await client.close()
+            updated = [e async for e in client if isinstance(e, SessionUpdated)]
+    assert updated[0].config["context"] == "Stella" and updated[0].config["vad"]["silence_ms"] == 400
