@@ -40,6 +40,8 @@ def add_serve(sub) -> None:
     p.add_argument("--max-session-seconds", type=float, default=4 * 3600.0)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="larger frames close with 1009")
     p.add_argument("--drain-seconds", type=float, default=30.0, help="shutdown: time to deliver finals")
+    p.add_argument("--step-deadline", type=float, default=30.0,
+                   help="a model step running longer makes /health 503 and stops admission until it ends")
     p.add_argument("--certfile", default=None, help="TLS certificate (PEM): serve wss:// and https://")
     p.add_argument("--keyfile", default=None, help="TLS private key (PEM; default: in --certfile)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
@@ -72,7 +74,7 @@ def settings_from(args: argparse.Namespace):
                           allowed_origins=tuple(args.allowed_origin), max_frame_bytes=args.max_frame_bytes,
                           idle_timeout=args.idle_timeout, max_session_seconds=args.max_session_seconds,
                           drain_seconds=args.drain_seconds, model_name=args.model, options=options,
-                          certfile=args.certfile, keyfile=args.keyfile)
+                          certfile=args.certfile, keyfile=args.keyfile, step_deadline=args.step_deadline)
 
 
 def load_engine(args: argparse.Namespace):

@@ -47,6 +47,7 @@ class ServerSettings:
     max_pending_messages: int = 256  # unsent messages that make a client a slow reader
     drain_seconds: float = 30.0  # shutdown: time given to sessions to deliver their finals
     retry_after: int = 5  # seconds, in 503 answers
+    step_deadline: float = 30.0  # a worker iteration running longer makes the server unhealthy (503, no admission)
     model_name: str = ""
     options: StreamOptions = field(default_factory=StreamOptions)  # defaults for every session
     web_root: Path = WEB_ROOT
@@ -72,7 +73,16 @@ class Server:
 
     @property
     def ready(self) -> bool:
-        return self.engine is not None and not self.draining
+        return self.state == "ok"
+
+    @property
+    def state(self) -> str:
+        """ok, loading, draining, or stalled (the engine's current step runs past step_deadline)."""
+        if self.draining:
+            return "draining"
+        if self.engine is None:
+            return "loading"
+        return "stalled" if self.engine.busy_for > self.settings.step_deadline else "ok"
 
     @property
     def port(self) -> int:
@@ -146,7 +156,8 @@ class Server:
             if refused := self._refusal(conn, request, url.query):
                 return refused
             if not self.ready or max(self.engine.sessions, len(self.connections)) >= self.engine.max_sessions:
-                why = "at capacity" if self.ready else ("shutting down" if self.draining else "loading the model")
+                why = {"ok": "at capacity", "draining": "shutting down", "loading": "loading the model",
+                       "stalled": "stalled on a step"}[self.state]
                 return self._reject(conn, HTTPStatus.SERVICE_UNAVAILABLE, f"server {why}; retry later",
                                     {"Retry-After": str(self.settings.retry_after)})
             return None
@@ -172,7 +183,7 @@ class Server:
         return response
 
     def _health(self, conn) -> Response:
-        state = "ok" if self.ready else ("draining" if self.draining else "loading")
+        state = self.state
         body = {"status": state, "sessions": self.engine.sessions if self.engine else 0,
                 "max_sessions": self.engine.max_sessions if self.engine else 0}
         status = HTTPStatus.OK if self.ready else HTTPStatus.SERVICE_UNAVAILABLE

@@ -59,6 +59,7 @@ class Engine:
         # recent passes: (session id, kind, stream time of the pass's audio end, wall seconds it took)
         self.passes: deque[tuple[str, str, float, float]] = deque(maxlen=100000)
         self.iterations = 0
+        self._iteration_started = 0.0
         self.busiest_batch = 0  # most rows in one decoder pass
         # observers called on the worker thread: on_pass(kind, seconds) per finished pass, on_batch(rows) per decoder pass
         self.on_pass: Callable[[str, float], None] | None = None
@@ -132,7 +133,20 @@ class Engine:
         for st in self._streams + self._new:
             self._end(st, st.close_event("shutdown"))
 
+    @property
+    def busy_for(self) -> float:
+        """Seconds the worker has been in its current iteration (0 when idle): a hung step shows here."""
+        started = self._iteration_started
+        return time.perf_counter() - started if started else 0.0
+
     def _iterate(self) -> None:
+        self._iteration_started = time.perf_counter()
+        try:
+            self._iterate_once()
+        finally:
+            self._iteration_started = 0.0
+
+    def _iterate_once(self) -> None:
         self.iterations += 1
         for st in self._streams:
             self._guard(st, st.ingest)
@@ -211,10 +225,14 @@ class Engine:
         try:
             return fn(*args)
         except Exception as e:  # the session ends with an error event; the engine goes on
-            log.exception("session %s failed", st.id)
             st.job = None
             self._rows = [j for j in self._rows if j.stream is not st]
-            st.emit(Error("internal_error", f"the session failed while decoding ({type(e).__name__}); it was closed"))
+            if isinstance(e, MemoryError):  # shed this session; the others and later ones go on
+                log.error("session %s shed: out of memory", st.id)
+                st.emit(Error("overloaded", "the server ran out of memory for this session; retry later"))
+            else:
+                log.exception("session %s failed", st.id)
+                st.emit(Error("internal_error", f"the session failed while decoding ({type(e).__name__}); it was closed"))
             self._end(st, st.close_event("error"))
             return None
 
