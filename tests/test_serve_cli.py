@@ -120,3 +120,31 @@ def test_serve_fails_with_one_line(args, message):
                        capture_output=True, text=True, timeout=120)
     errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
     assert r.returncode == 1 and "Traceback" not in r.stderr and message in r.stderr and len(errors) == 1
+
+
+async def test_kill_9_then_restart_clients_see_1006_then_503_until_ready(tiny_asr_dir):
+    """A killed server drops its clients (1006, no close frame); a restarted one listens at once and
+    answers 503 with Retry-After while its model loads, then admits sessions."""
+    first = ServeProcess("--model", str(tiny_asr_dir), "--no-aligner")
+    try:
+        port = int(first.wait_for(r"listening on ws://127.0.0.1:(\d+)/v1/asr").group(1))
+        first.wait_for(r"ready: model")
+        async with connect(f"ws://127.0.0.1:{port}/v1/asr") as ws:
+            await ws.recv()
+            await ws.send(pcm16(tts(SENTENCES[0])))
+            first.proc.kill()
+            await received(ws)
+            lost = ws.close_code
+    finally:
+        first.proc.kill()
+        first.proc.wait()
+    second = ServeProcess("--model", str(tiny_asr_dir), "--no-aligner", "--port", str(port))
+    try:
+        second.wait_for(r"listening on ws://127.0.0.1:\d+/v1/asr")
+        early = await asyncio.to_thread(_health, port)
+        second.wait_for(r"ready: model")
+        late = await asyncio.to_thread(_health, port)
+        msgs, code = await stream(f"ws://127.0.0.1:{port}/v1/asr", pcm16(tts(SENTENCES[1])))
+    finally:
+        second.proc.kill()
+    assert lost == 1006 and early == 503 and late == 200 and code == 1000 and msgs[-1]["type"] == "done"
