@@ -1,0 +1,71 @@
+"""Churn: many short sessions one after another (10 at a time). Afterwards the process is back at
+its baseline: no engine stream, connection, task, thread or file descriptor left behind, and memory
+flat: RSS growth over the second half, per 1,000 sessions, is printed and bounded (the long variant
+runs 10,000)."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asrstream import load_model
+from asrstream.streaming.engine import Engine
+
+from ..servers import pcm16, running, stream, url
+from ..speech import SENTENCES, silence, tts
+
+
+def rss_mb() -> float:
+    return int(re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+
+def resources() -> dict:
+    """Counts and RSS after a collection and glibc's malloc_trim: freed heap is returned to the OS,
+    so what RSS still holds is memory in use (without the trim, glibc keeps freed arenas mapped)."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return {"fds": len(os.listdir("/proc/self/fd")), "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(), "rss_mb": rss_mb()}
+
+
+async def churn(server, clips: list[bytes], n: int, parallel: int = 10) -> None:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> None:
+        async with gate:
+            msgs, code = await stream(url(server), clips[i % len(clips)], frame=3200)
+            assert code == 1000 and msgs[-1]["type"] == "done", (code, msgs[-1:])
+
+    await asyncio.gather(*[one(i) for i in range(n)])
+
+
+@pytest.mark.parametrize("n", [500, pytest.param(10000, marks=pytest.mark.slow)])
+async def test_churn_returns_to_baseline(tiny_asr_dir, n):
+    engine = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
+    clips = [pcm16(silence(0.3)), pcm16(np.concatenate([tts(SENTENCES[0])[:16000], silence(0.7)]))]
+    try:
+        async with running(engine) as server:
+            await churn(server, clips, 50)  # warm-up: caches, pools, lazy imports
+            before = resources()
+            await churn(server, clips, n // 2)  # the allocator still settles in the first half
+            mid = resources()
+            await churn(server, clips, n // 2)
+            while server.connections:  # the last handlers finish their close
+                await asyncio.sleep(0.01)
+            after = resources()
+            left = (engine.sessions, len(engine._streams), len(server.connections))
+    finally:
+        engine.shutdown()
+    slope = (after["rss_mb"] - mid["rss_mb"]) * 1000 / (n // 2)
+    print(f"churn {n}: before {before} middle {mid} after {after}; RSS {slope:+.1f} MB per 1,000 sessions "
+          "(second half)")
+    assert left == (0, 0, 0)
+    assert after["fds"] <= before["fds"] and after["tasks"] <= before["tasks"]
+    assert after["threads"] <= before["threads"] and slope < 20
