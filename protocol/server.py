@@ -32,6 +32,7 @@ from .metrics import Metrics
 log = logging.getLogger("asrstream.server")
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
 ASR_PATH = "/v1/asr"
+CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame (a live peer answers at once; a dead one never)
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ServerSettings:
     send_timeout: float = 30.0  # a client that takes longer to accept one message is a slow reader
     max_pending_messages: int = 256  # unsent messages that make a client a slow reader
     drain_seconds: float = 30.0  # shutdown: time given to sessions to deliver their finals
+    ping_interval: float = 20.0  # the server pings every this many seconds; a peer that does not
+    ping_timeout: float = 20.0  # answer within this many is dead (half-open) and closed with 1011
     retry_after: int = 5  # seconds, in 503 answers
     step_deadline: float = 30.0  # a worker iteration running longer makes the server unhealthy (503, no admission)
     model_name: str = ""
@@ -95,8 +98,9 @@ class Server:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(s.certfile, s.keyfile)
         self._server = await serve(self._handle, s.host, s.port, process_request=self._admit, compression=None,
-                                   max_size=s.max_frame_bytes, max_queue=16, close_timeout=5,
-                                   ping_interval=20, ping_timeout=20, server_header="asrstream", ssl=tls,
+                                   max_size=s.max_frame_bytes, max_queue=16, close_timeout=CLOSE_TIMEOUT,
+                                   ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
+                                   server_header="asrstream", ssl=tls,
                                    logger=logging.getLogger("asrstream.websockets"))
         self._probe = asyncio.create_task(self._probe_loop())
         log.info("listening on %s://%s:%d%s", "wss" if tls else "ws", s.host, self.port, ASR_PATH)

@@ -176,3 +176,15 @@ async def test_bad_input_cases_leave_the_canary_untouched(engine, caplog):
     assert canary_close == 1000 and final_view(canary_msgs) == final_view(alone) and final_view(alone)
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert not loud, [r.getMessage() for r in loud]
+
+
+async def test_a_compression_offer_is_declined_and_the_session_works(engine):
+    async with running(engine) as server:
+        async with connect(url(server), compression="deflate") as ws:
+            created = json.loads(await ws.recv())
+            assert ws.protocol.extensions == [] and created["type"] == "session.created"
+            assert "permessage-deflate" not in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+            await ws.send(pcm16(silence(0.3)))
+            await ws.send('{"type": "close_stream"}')
+            msgs = await received(ws)
+    assert msgs[-1]["type"] == "done" and ws.close_code == 1000
