@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import mimetypes
+import re
 import ssl
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -30,6 +31,7 @@ from .messages import ENCODINGS, MAX_RATE, MIN_RATE, PROTOCOL_VERSION
 from .metrics import Metrics
 
 log = logging.getLogger("asrstream.server")
+SECRETS = re.compile(r"(token=|Bearer\s+)[^&\s'\"]+", re.IGNORECASE)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "clients" / "web"
 ASR_PATH = "/v1/asr"
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame (a live peer answers at once; a dead one never)
@@ -101,7 +103,7 @@ class Server:
                                    max_size=s.max_frame_bytes, max_queue=16, close_timeout=CLOSE_TIMEOUT,
                                    ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
                                    server_header="asrstream", ssl=tls,
-                                   logger=logging.getLogger("asrstream.websockets"))
+                                   logger=_websockets_logger())
         self._probe = asyncio.create_task(self._probe_loop())
         log.info("listening on %s://%s:%d%s", "wss" if tls else "ws", s.host, self.port, ASR_PATH)
 
@@ -212,6 +214,24 @@ class Server:
             t = loop.time()
             await asyncio.sleep(period)
             self.metrics.loop_lag.observe(max(0.0, loop.time() - t - period))
+
+
+class RedactSecrets(logging.Filter):
+    """API keys out of log records: `token=...` and `Bearer ...` become `***` (the websockets
+    library logs request lines and headers at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if SECRETS.search(text):
+            record.msg, record.args = SECRETS.sub(r"\1***", text), ()
+        return True
+
+
+def _websockets_logger() -> logging.Logger:
+    logger = logging.getLogger("asrstream.websockets")
+    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+        logger.addFilter(RedactSecrets())
+    return logger
 
 
 def _token(request, query: str) -> str:
