@@ -98,6 +98,7 @@ async def test_disconnect_frees_the_session_within_1s(engine, leave):
                 break
         freed = loop.time() - t0
         msgs, code = await neighbour
+        print(f"{leave.__name__}: session freed after {freed:.3f} s")
         assert freed < 1.0, f"freed after {freed:.2f} s"
         t1 = loop.time()
         while server.connections and loop.time() - t1 < 2:  # the neighbour's handler finishes its close
