@@ -240,9 +240,11 @@ class Connection:
             self.session.close()
 
     def _client_gone(self) -> None:
+        """The client left or stopped reading: nothing more is sent, its session (if any) is dropped."""
         if not self.gone:
             self.gone = True
-            self.session.abort()
+            if self.session is not None:
+                self.session.abort()
 
     # -- pump: session -> outbox ------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -259,7 +261,7 @@ class Connection:
     def _slow_reader(self) -> None:
         self.end_code, self.end_reason = CLOSE_CODES["slow_reader"], "slow_reader"
         self.metrics.errors.labels("slow_reader").inc()
-        self._client_gone_if_open()
+        self._client_gone()
 
     def _message(self, ev):
         if isinstance(ev, events.Partial):
@@ -295,16 +297,10 @@ class Connection:
             except TimeoutError:
                 self._slow_reader()
             except ConnectionClosed:
-                self._client_gone_if_open()
+                self._client_gone()
             else:
                 self._observe_latency(msg)
         self.metrics.coalesced.inc(self.outbox.coalesced)
-
-    def _client_gone_if_open(self) -> None:
-        if self.session is not None:
-            self._client_gone()
-        else:
-            self.gone = True
 
     def _observe_latency(self, msg) -> None:
         if isinstance(msg, TranscriptPartial):

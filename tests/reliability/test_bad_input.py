@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from asrstream import load_aligner, load_model
+from asrstream import load_aligner
 from asrstream.streaming.engine import Engine
 
 from ..servers import final_view, pcm16, received, running, stream, url
@@ -125,8 +125,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_asr_dir, tiny_aligner_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"), load_aligner(str(tiny_aligner_dir), dtype="float32"))
+def engine(tiny_model, tiny_aligner_dir):  # the canary's finals carry word timestamps
+    e = Engine(tiny_model, load_aligner(str(tiny_aligner_dir), dtype="float32"))
     yield e
     e.shutdown()
 

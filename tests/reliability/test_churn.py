@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrstream import load_model
 from asrstream.streaming.engine import Engine
 
 from ..servers import pcm16, running, stream, url
@@ -55,8 +54,8 @@ async def churn(server, clips: list[bytes], n: int, parallel: int = 10) -> None:
 
 
 @pytest.mark.parametrize("n", [500, pytest.param(10000, marks=pytest.mark.slow)])
-async def test_churn_returns_to_baseline(tiny_asr_dir, n):
-    engine = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
+async def test_churn_returns_to_baseline(tiny_model, n):
+    engine = Engine(tiny_model)
     clips = [pcm16(silence(0.3)), pcm16(np.concatenate([tts(SENTENCES[0])[:16000], silence(0.7)]))]
     try:
         async with running(engine) as server:

@@ -10,10 +10,7 @@ import base64
 import os
 import struct
 
-import pytest
 
-from asrstream import load_model
-from asrstream.streaming.engine import Engine
 
 from ..servers import running
 
@@ -129,13 +126,6 @@ def _payload(masked_frame: bytes) -> bytes:
     n = masked_frame[1] & 0x7F
     key, data = masked_frame[2:6], masked_frame[6 : 6 + n]
     return bytes(b ^ key[i % 4] for i, b in enumerate(data))
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_asr_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
-    yield e
-    e.shutdown()
 
 
 async def test_websocket_conformance(engine):

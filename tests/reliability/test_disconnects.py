@@ -18,18 +18,9 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from asrstream import load_model
-from asrstream.streaming.engine import Engine
 
 from ..servers import final_view, pcm16, running, stream, url
 from ..speech import SENTENCES, silence, tts
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_asr_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
-    yield e
-    e.shutdown()
 
 
 async def _busy_session(server):

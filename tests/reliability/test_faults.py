@@ -12,18 +12,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from asrstream import load_model
-from asrstream.streaming.engine import Engine
 
 from ..servers import final_view, http_get, of, pcm16, received, running, stream, url
 from ..speech import SENTENCES, silence, tts
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_asr_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
-    yield e
-    e.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from asrstream import load_model
 from asrstream.streaming.engine import Engine
 
 from asrstream.decoder.generate import DecodingOptions
@@ -37,8 +36,8 @@ def quantile(families: str, name: str, q: float) -> float | None:
 
 
 @pytest.mark.parametrize("seconds", [60, pytest.param(600, marks=pytest.mark.slow)])
-async def test_full_server_in_real_time(tiny_asr_dir, seconds):
-    model = load_model(str(tiny_asr_dir), dtype="float32")
+async def test_full_server_in_real_time(tiny_model, seconds):
+    model = tiny_model
     engine = Engine(model, max_sessions=SESSIONS)
     track = spans_of([silence(0.4), tts(SENTENCES[0]), silence(0.9), tts(SENTENCES[1]), silence(0.9),
                       tts(SENTENCES[2]), silence(0.9)])[0]

@@ -6,21 +6,11 @@ import asyncio
 import base64
 import os
 
-import pytest
 
-from asrstream import load_model
-from asrstream.streaming.engine import Engine
 
 from asrstream.protocol.server import CLOSE_TIMEOUT
 
 from ..servers import running
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_asr_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
-    yield e
-    e.shutdown()
 
 
 async def test_half_open_peer_is_closed_by_keepalive(engine):

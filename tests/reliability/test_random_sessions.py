@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 from websockets.sync.client import connect
 
-from asrstream import load_model
 from asrstream.protocol.messages import (ERROR_CODES, Done, ErrorMessage, SessionCreated, SessionUpdated,
                                          TranscriptFinal, TranscriptPartial, parse_server)
 from asrstream.streaming.engine import Engine
@@ -114,9 +113,9 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_asr_dir):
+def server(tiny_model):
     """A real server on its own event loop in a thread (the machine drives it with a sync client)."""
-    engine = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
+    engine = Engine(tiny_model)
     ready, box = threading.Event(), {}
 
     async def main():

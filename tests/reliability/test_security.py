@@ -12,21 +12,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from asrstream import load_model
-from asrstream.streaming.engine import Engine
 
 from ..servers import http_get, pcm16, received, running, url
 from ..speech import SENTENCES, tts
 
 KEY, WRONG = "k3y-SECRET-9f2e", "wr0ng-GUESS-77aa"
 INTERNALS = re.compile(r'Traceback|File "|/(?:home|root|usr|tmp|work|opt|site-packages)/')
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_asr_dir):
-    e = Engine(load_model(str(tiny_asr_dir), dtype="float32"))
-    yield e
-    e.shutdown()
 
 
 async def test_keys_and_internals_never_leak(engine, caplog, monkeypatch):
