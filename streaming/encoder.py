@@ -44,6 +44,14 @@ class SegmentEncoder:
         self.chunks_embedded = 0
         self._peak = 0.0
 
+    def truncate(self, samples: int) -> None:
+        """Keep only the segment's first `samples` (a final that ends before audio its steps took):
+        chunks and closed windows past the new end are dropped, as if that audio never came."""
+        self.mel.truncate(samples)
+        complete = self.mel.final_frames // self.F
+        self.feats, self.embs = self.feats[:complete], self.embs[:complete]
+        self.closed = self.closed[: complete * self.tower.cfg.tokens_per_chunk // self.W]
+
     # -- phase 1: conv chunks -------------------------------------------------------------------
     def chunks_to_embed(self, kind: str) -> list[tuple[int, torch.Tensor]]:
         """(index, features) of complete chunks to embed now; in an offline pass also moved ones."""

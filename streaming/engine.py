@@ -177,7 +177,7 @@ class Engine:
         head = None
         head_ids, tail_ids = self.rt.prompt(seg.context, seg.language)
         if st.head != (seg.context, seg.language):
-            if st.cache.max_len < self.rt.cache_room(seg.opts, seg.context):
+            if st.cache is None or st.cache.max_len < self.rt.cache_room(seg.opts, seg.context):
                 st.cache = self.rt.new_cache(seg.opts, seg.context)
             head = self.rt.model.net.thinker.model.embed_tokens(torch.tensor(head_ids, device=self.rt.model.net.device))
             st.head = (seg.context, seg.language)

@@ -68,6 +68,17 @@ class IncrementalMel:
     def frames(self) -> int:
         return self.audio.size // HOP
 
+    def truncate(self, n: int) -> None:
+        """Cut the audio back to its first `n` samples: the state is then what `n` samples alone
+        would have given (frames whose windows reached past `n` are recomputed or dropped)."""
+        self.audio.size = min(n, self.audio.size)
+        # a short prefix is recomputed whole, as offline computes it (few columns round differently)
+        keep = min((n - PAD) // HOP + 1, n // HOP) if n >= MIN_COLUMNS * HOP else 0
+        self._final = self._final[:, : max(0, keep)]
+        self._final_peak = self._final.max().item() if self._final.shape[1] else -torch.inf
+        self._tail = self._tail[:, :0]
+        self._update()
+
     def _update(self) -> None:
         n = self.audio.size
         if n < MIN_SAMPLES:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..decoder.prompt import parse_output
 from ..encoder.audio import quietest_point
-from .encoder import STEP, SegmentEncoder
+from .encoder import CONTINUE, STEP, SegmentEncoder
 from .endpoint import SAMPLE_RATE, Endpointer, VoiceDetector
 from .events import Closed, Final, Partial, SpeechStarted
 from .features import AudioBuffer, IncrementalMel
@@ -51,7 +51,7 @@ class Stream:
         self.aborted = False  # the client is gone: drop everything, emit nothing more
         self.closed = False
         self.context = options.context  # for segments whose first pass is still to come
-        self.cache = runtime.new_cache(options, options.context)
+        self.cache = None  # the KV cache row: allocated by the worker at the first pass, never on the event loop
         self.head: tuple | None = None  # (context, language) whose prompt head is in the cache
         self.work = {"encoder_tokens": 0, "audio_tokens": 0, "steps": 0, "step_prefill_tokens": 0,
                      "max_step_prefill": 0, "finals": 0, "max_final_prefill": 0, "drafted": 0, "accepted": 0}
@@ -136,8 +136,8 @@ class Stream:
         limit = int(seg.opts.max_segment_seconds * SAMPLE_RATE) if seg is not None else 0
         if seg is None or seg.end is not None or now - seg.start < limit:
             return
-        # never cut before audio that passes have already decoded (the final covers what they saw)
-        lo, hi = max(seg.start + limit - CUT_SEARCH, self._decoded(seg)), max(seg.start + limit, self._decoded(seg))
+        floor = self._floor(seg)
+        lo, hi = max(seg.start + limit - CUT_SEARCH, floor), max(seg.start + limit, floor)
         b = self.base
         cut = quietest_point(self.audio.view, lo - b, hi - b, SAMPLE_RATE // 10, hi - b) + b
         cut = min(now, -(-cut // MS) * MS)  # on a millisecond, so event times name the exact sample
@@ -157,17 +157,18 @@ class Stream:
         self.emit(SpeechStarted(self.segments[-1].id, round(start / SAMPLE_RATE, 3)))
 
     def _close_segment(self, end: int, reason: str, decided: int | None = None) -> None:
-        """Close the open segment at `end`, or later if passes already decoded audio past it (steps
-        run through the trailing silence): a final always covers the audio its partials covered."""
+        """Close the open segment at `end`. An offline final decodes exactly [start, end], even when
+        steps already took audio past it, so ends never depend on timing; a continued final extends
+        its steps' hypothesis, so its end is never before the audio they took."""
         seg = self.segments[-1]
-        seg.end, seg.reason = max(end, self._decoded(seg)), reason
+        seg.end, seg.reason = max(end, self._floor(seg)), reason
         seg.decided = self.total if decided is None else decided
         self.ends.floor = max(self.ends.floor, seg.end)  # the next segment starts after it
 
     @staticmethod
-    def _decoded(seg: Segment) -> int:
-        """Stream sample up to which the segment's passes have taken audio."""
-        return seg.start + seg.enc.mel.audio.size
+    def _floor(seg: Segment) -> int:
+        """The earliest stream sample the segment may end at."""
+        return seg.start + seg.enc.mel.audio.size if seg.opts.final_pass == CONTINUE else seg.start
 
     def _trim(self) -> None:
         """Drop audio no pending segment needs (keeping the endpointer's pre-roll)."""
@@ -188,6 +189,8 @@ class Stream:
         if job is not None:
             if seg.context is None:
                 seg.context = self.context
+            if job.final and seg.enc.mel.audio.size > job.audio_end:
+                seg.enc.truncate(job.audio_end)  # steps ran into the audio after the segment's end
             lo = seg.start + seg.enc.mel.audio.size - self.base
             hi = seg.start + min(have, job.audio_end + (0 if job.final else LOOKAHEAD)) - self.base
             seg.enc.mel.append(self.audio.view[lo:hi])

@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import logging
+import os
 import ssl
 import subprocess
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from torch.overrides import TorchFunctionMode
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from asrstream import protocol, streaming
 from asrstream.protocol.server import Server, ServerSettings
 from asrstream.streaming.options import StreamOptions
 
@@ -23,20 +29,81 @@ def options(**kw) -> StreamOptions:
     return StreamOptions(**{"max_new_tokens": NEW, "max_tokens_per_second": None, **kw})
 
 
+SLOW_CALLBACK = 0.05  # seconds: a callback that holds the event loop longer is a failure
+SERVER_CODE = [str(Path(m.__file__).parent) + os.sep for m in (protocol, streaming)]
+LOOP_LAG: Counter = Counter()  # across the suite: every test server's lag-probe histogram, merged
+
+
 @contextlib.asynccontextmanager
 async def running(engine, **settings):
-    """A started Server on 127.0.0.1:<free port> in front of `engine` (None: still loading)."""
+    """A started Server on 127.0.0.1:<free port> in front of `engine` (None: still loading).
+
+    While it runs, the event loop is in asyncio debug mode (a call from another thread that is not
+    thread-safe raises); a callback holding the loop over SLOW_CALLBACK, or any torch call on the
+    loop thread, fails the test unless it is the test's own code. The server's lag probe is added
+    to LOOP_LAG for the suite's figure."""
     settings = {"port": 0, "options": options(), "model_name": "tiny", **settings}
     server = Server(ServerSettings(**settings), engine)
-    await server.start()
+    with _loop_discipline() as faults:
+        await server.start()
+        try:
+            yield server
+        finally:
+            if server.engine is not None:
+                server.engine.on_pass = server.engine.on_batch = None
+            server._server.close()
+            await server._server.wait_closed()
+            server._probe.cancel()
+            LOOP_LAG.update(_buckets(server.metrics.loop_lag))
+            gc.unfreeze()  # Server.attach froze this test process's objects, as `asrstream serve` does
+    assert not faults, f"the event loop was held (callbacks over {SLOW_CALLBACK} s) or ran model code: {faults}"
+
+
+@contextlib.contextmanager
+def _loop_discipline():
+    """On the running loop: debug mode; yields the list of what broke the loop's discipline: callbacks
+    of the server's code over SLOW_CALLBACK, and any torch call (model code) outside the test's task.
+    (Test-side clients, the browser driver among them, share the loop and are not counted.)"""
+    loop, me = asyncio.get_running_loop(), asyncio.current_task()
+    faults: list[str] = []
+
+    class SlowCallbacks(logging.Handler):
+        def emit(self, record):
+            text = record.getMessage()
+            if text.startswith("Executing") and any(f" at {root}" in text for root in SERVER_CODE):
+                faults.append(text)
+
+    class TorchCalls(TorchFunctionMode):  # torch modes are per thread: this sees the loop thread only
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if asyncio.current_task() is not me:
+                faults.append(f"torch call on the event loop: {getattr(func, '__name__', func)}")
+            return func(*args, **(kwargs or {}))
+
+    catch, log = SlowCallbacks(logging.WARNING), logging.getLogger("asyncio")
+    debug, limit = loop.get_debug(), loop.slow_callback_duration
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK
+    log.addHandler(catch)
     try:
-        yield server
+        with TorchCalls():
+            yield faults
     finally:
-        if server.engine is not None:
-            server.engine.on_pass = server.engine.on_batch = None
-        server._server.close()
-        await server._server.wait_closed()
-        server._probe.cancel()
+        log.removeHandler(catch)
+        loop.set_debug(debug)
+        loop.slow_callback_duration = limit
+
+
+def _buckets(histogram) -> Counter:
+    """{upper bound: cumulative count} of a prometheus_client histogram."""
+    return Counter({float(s.labels["le"]): s.value for m in histogram.collect() for s in m.samples
+                    if s.name.endswith("_bucket")})
+
+
+def lag_quantile(q: float) -> tuple[int, float | None]:
+    """(samples, upper bound of the bucket holding quantile q) of the suite's loop lag."""
+    buckets = sorted(LOOP_LAG.items())
+    total = buckets[-1][1] if buckets else 0
+    return int(total), next((le for le, n in buckets if n >= q * total), None)
 
 
 def url(server, query: str = "") -> str:

@@ -89,8 +89,11 @@ async def test_sigterm_drains_four_live_sessions(tiny_asr_dir, tiny_aligner_dir)
         t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         results = await asyncio.wait_for(asyncio.gather(*sessions), 60)
+        delivered_seconds = time.monotonic() - t0
         assert await asyncio.to_thread(server.proc.wait, 30) == 0
         exit_seconds = time.monotonic() - t0
+        print(f"SIGTERM with 4 live sessions: last final delivered and closed after {delivered_seconds:.2f} s, "
+              f"process exited after {exit_seconds:.2f} s")
     finally:
         server.proc.kill()
     engine = Engine(load_model(str(tiny_asr_dir)), load_aligner(str(tiny_aligner_dir)))

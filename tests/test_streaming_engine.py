@@ -137,12 +137,16 @@ async def test_revisions_of_partials_by_finals_are_counted(models):
     assert stats["revised"] >= 1  # random weights: an offline final never matches the streaming guess
 
 
-async def test_feed_sizes_do_not_change_the_finals(engine):
+async def test_feed_sizes_and_timing_do_not_change_the_finals(engine):
     audio = np.concatenate([tts(SENTENCES[0]), silence(1.2), tts(SENTENCES[1]), silence(1.2), tts(SENTENCES[2])])
     ref = finals(await run_session(engine, audio, _opts(), feed=1600))
     assert [f.reason for f in ref] == ["endpoint", "endpoint", "close"]
     for feed in ([1, 0, 1, 333, 0, 4097], [10 * SR]):
         assert finals(await run_session(engine, audio, _opts(), feed=feed)) == ref
+    # in lockstep, steps run into the silence before each endpoint is decided: ends stay where they were
+    timed = await run_session(engine, audio, _opts(), lockstep=True)
+    assert any(p.audio_end > f.end for p in partials(timed) for f in finals(timed) if p.segment_id == f.segment_id)
+    assert finals(timed) == ref
     quiet = await run_session(engine, audio, _opts(interim_results=False), lockstep=True)
     assert not partials(quiet) and finals(quiet) == ref  # no partials, same offline finals
 

@@ -122,6 +122,20 @@ def test_incremental_features_equal_offline_features_of_every_prefix(seed):
     assert inc.frames_computed <= inc.frames + 2 * 60  # each frame once, plus <= 2 provisional per call
 
 
+def test_truncated_features_equal_offline_features_of_the_prefix():
+    mel = LogMel()
+    wav = speechlike(5.0, seed=4)
+    for n in (201, 4000, 16000 + 77, 40003):
+        inc = IncrementalMel(mel)
+        for i in range(0, len(wav), 3000):
+            inc.append(wav[i : i + 3000])
+        inc.truncate(n)
+        assert inc.audio.size == n and torch.equal(inc.features(0, inc.frames), mel(wav[:n]))
+        if n >= 16000:  # and it grows on from there as if never cut
+            inc.append(wav[n : n + 5000])
+            assert torch.equal(inc.features(0, inc.frames), mel(wav[: n + 5000]))
+
+
 @pytest.fixture(scope="module")
 def tiny_w2(tmp_path_factory):
     from asrstream.testmodel import make_test_model
@@ -182,4 +196,18 @@ def test_offline_pass_re_embeds_chunks_whose_floor_moved(tiny_w2):
         off = tower([tiny_w2.mel(wav)])[0]
     assert enc.chunks_embedded > before  # moved chunks were embedded again
     assert final.unchanged < 26  # and the windows over them were not reused
+    assert (final.tokens - off).abs().max().item() < 1e-5
+
+
+def test_a_truncated_segment_encodes_exactly_its_prefix(tiny_w2):
+    """Steps took 7 s; the segment ends at 3.71 s (before a loud part, so the floor moves back)."""
+    wav = np.concatenate([speechlike(4.0, seed=5) * 0.01, speechlike(3.0, seed=6)])
+    tower = tiny_w2.net.thinker.audio_tower
+    enc, _ = _stream_encoder(tiny_w2, wav, "exact", 8000)
+    n = 59360
+    enc.truncate(n)
+    with torch.inference_mode():
+        final = encode(tower, [(enc, OFFLINE)])[0]
+        off = tower([tiny_w2.mel(wav[:n])])[0]
+    assert final.tokens.shape == off.shape
     assert (final.tokens - off).abs().max().item() < 1e-5
