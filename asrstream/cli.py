@@ -1,5 +1,5 @@
 """The `asrstream` command line: transcribe files, serve streams (serve.py), stream a file or the
-microphone to a server (clients/cli.py), make test checkpoints.
+microphone to a server (clients/cli.py), train (train.py), make test checkpoints.
 
 Every failure a user can cause (bad file, bad option, missing model) ends with one line on stderr
 and a non-zero exit status, never a traceback.
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .clients.cli import add_mic, add_stream
 from .serve import add_serve
+from .train import add_train
 
 FORMATS = ("text", "json", "srt", "vtt")
 EXIT_ERROR = 1
@@ -139,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_stream(sub)
     add_mic(sub)
+    add_train(sub)
     add_make_test_model(sub)
     return p
 

@@ -1,0 +1,77 @@
+"""`asrstream train`: train or fine-tune a Qwen3-ASR-layout checkpoint (ASR or forced aligner) on a
+JSONL manifest (see training/manifest.py). The checkpoint's kind decides what is trained."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from .training.augment import NO_AUGMENT, AugmentOptions
+from .training.options import FREEZE, SAVE_DTYPES, TrainOptions
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train or fine-tune a checkpoint on a JSONL manifest")
+    p.add_argument("--model", required=True, help="checkpoint to start from (directory or hub id)")
+    p.add_argument("--train", type=Path, required=True, help="training manifest (JSONL)")
+    p.add_argument("--eval", type=Path, default=None, help="held-out manifest: WER (ASR) or boundary error (aligner)")
+    p.add_argument("--out", type=Path, required=True, help="output folder: last/ (resumable), model/, train.log")
+    p.add_argument("--resume", action="store_true", help="go on from <out>/last")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    defaults = TrainOptions()
+    for f in dataclasses.fields(TrainOptions):
+        if f.name in ("augment", "betas"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            choices = {"freeze": FREEZE, "save_dtype": SAVE_DTYPES}.get(f.name)
+            p.add_argument(flag, type=type(value), default=value, choices=choices, help=f"default {value!r}")
+    p.add_argument("--no-augment", action="store_true", help="train on the audio as it is")
+    p.add_argument("--reverb-prob", type=float, default=0.0, help="share of examples with synthetic reverb")
+    p.set_defaults(func=run_train)
+
+
+def options(args: argparse.Namespace) -> TrainOptions:
+    aug = NO_AUGMENT if args.no_augment else AugmentOptions(reverb_prob=args.reverb_prob)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
+              if f.name not in ("augment", "betas")}
+    return TrainOptions(**values, augment=aug)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .decoder.loading import read_config, resolve
+    from .training.manifest import read_manifest
+    from .training.trainer import Trainer
+
+    opts = options(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = args.out / "last" if args.resume else resolve(args.model)
+    aligner = read_config(start).is_aligner
+    train = read_manifest(args.train, need_words=aligner)
+    held_out = read_manifest(args.eval, need_words=aligner) if args.eval else []
+    args.out.mkdir(parents=True, exist_ok=True)
+    _log_to(args.out / "train.log")
+    trainer = Trainer(args.model, args.out, train, held_out, opts, args.device, args.resume)
+    result = trainer.run()
+    print(f"model: {args.out / 'model'}" + "".join(f"  {k} {v:.4g}" for k, v in result.items()))
+    return 0
+
+
+def _log_to(path: Path) -> None:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log = logging.getLogger("asrstream.train")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+

@@ -1,0 +1,165 @@
+"""`asrstream train` on tiny checkpoints and espeak-ng speech: the loss falls, a resumed run is bit for
+bit the uninterrupted one, the exported checkpoint loads here and in the reference package."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from asrstream import load_model
+from asrstream.decoder.generate import DecodingOptions
+from asrstream.testmodel import make_test_model
+from asrstream.training.augment import NO_AUGMENT, AugmentOptions
+from asrstream.training.manifest import read_manifest, write_manifest
+from asrstream.training.options import TrainOptions
+from asrstream.training.trainer import Trainer
+from asrstream.training.wer import normalize, wer
+
+from .reference import reference_asr, windowed_reference
+from .speech import SENTENCES, SR, tts
+
+SHORT = ["Hello there.", "Good morning.", "Thank you.", "See you soon."]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Eight clips (two voices x four short sentences) with evenly spread word times."""
+    d = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for v, voice in enumerate(("en-us", "en")):
+        for k, text in enumerate(SHORT):
+            wav = tts(text, voice=voice)
+            sf.write(d / f"{v}{k}.wav", wav, SR)
+            words = text.rstrip(".").split()
+            step = len(wav) / SR / len(words)
+            rows.append({"audio": f"{v}{k}.wav", "text": text, "language": "English",
+                         "words": [{"word": w, "start": round(i * step, 3), "end": round((i + 1) * step, 3)}
+                                   for i, w in enumerate(words)]})
+    write_manifest(d / "train.jsonl", rows)
+    write_manifest(d / "eval.jsonl", rows[:2])
+    return d
+
+
+@pytest.fixture(scope="module")
+def asr_dir(tmp_path_factory):
+    return make_test_model(tmp_path_factory.mktemp("asr"), "asr", "tiny", seed=0)
+
+
+def _opts(**kw) -> TrainOptions:
+    base = dict(steps=4, lr=2e-3, warmup_steps=2, batch_seconds=6.0, max_batch=4, save_every=100, eval_every=0,
+                eval_max_new_tokens=8, augment=NO_AUGMENT, bf16=False)
+    return TrainOptions(**{**base, **kw})
+
+
+def test_training_lowers_the_loss(corpus, asr_dir, tmp_path):
+    trainer = Trainer(asr_dir, tmp_path, read_manifest(corpus / "train.jsonl"), [], _opts(steps=40))
+    losses = [trainer.train_step()["loss"] for _ in range(40)]
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+
+
+def test_bf16_autocast_and_a_frozen_encoder(corpus, asr_dir, tmp_path):
+    trainer = Trainer(asr_dir, tmp_path, read_manifest(corpus / "train.jsonl"), [],
+                      _opts(steps=3, bf16=True, freeze="encoder"))
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    for _ in range(3):
+        assert np.isfinite(trainer.train_step()["loss"])
+    after = trainer.net.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(not k.startswith("thinker.audio_tower.") for k in moved)
+    assert any(k.startswith("thinker.model.layers.") for k in moved)
+
+
+def _weights(folder) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_resume_is_bit_identical(corpus, asr_dir, tmp_path):
+    """Augmented, two batches per step: 3 steps, save, a new Trainer resumes to 6 == 6 straight."""
+    opts = _opts(steps=6, save_every=3, grad_accum=2, batch_seconds=3.0, augment=AugmentOptions(reverb_prob=0.5))
+    train = read_manifest(corpus / "train.jsonl")
+    Trainer(asr_dir, tmp_path / "a", train, [], opts).run()
+    first = Trainer(asr_dir, tmp_path / "b", train, [], opts)
+    for _ in range(3):
+        first.train_step()
+    first.save_last()
+    resumed = Trainer(asr_dir, tmp_path / "b", train, [], opts, resume=True)
+    assert (resumed.step, resumed.epoch, resumed.index) == (first.step, first.epoch, first.index)
+    resumed.run()
+    a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa = torch.load(tmp_path / "a" / "last" / "training_state.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "last" / "training_state.pt", weights_only=True)
+    ea, eb = sa["optimizer"]["state"], sb["optimizer"]["state"]
+    assert all(torch.equal(ea[i]["exp_avg_sq"], eb[i]["exp_avg_sq"]) for i in ea)
+    assert not all(torch.equal(a[k], v) for k, v in _weights(asr_dir).items() if k in a)  # it did train
+
+
+def test_exported_model_loads_and_the_reference_transcribes_it_identically(corpus, asr_dir, tmp_path):
+    Trainer(asr_dir, tmp_path, read_manifest(corpus / "train.jsonl"), [], _opts(steps=3)).run()
+    out = tmp_path / "model"
+    ours = load_model(str(out), dtype="float32")
+    ref = reference_asr(str(out), 32)
+    wav = tts(SENTENCES[0])
+    with windowed_reference():
+        expected = ref.transcribe(audio=(wav, SR))[0]
+    got = ours.transcribe(wav, options=DecodingOptions(max_new_tokens=32, repeat_limit=0))
+    assert (got.text, got.language) == (expected.text, expected.language)
+    assert not all(torch.equal(v, _weights(asr_dir)[k]) for k, v in _weights(out).items())
+
+
+def test_aligner_training_lowers_the_loss_and_reports_boundary_error(corpus, tmp_path):
+    d = make_test_model(tmp_path / "aligner", "aligner", "tiny", seed=0)
+    train = read_manifest(corpus / "train.jsonl", need_words=True)
+    trainer = Trainer(d, tmp_path / "out", train, train[:2], _opts(steps=30))
+    losses = [trainer.train_step()["loss"] for _ in range(30)]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+    result = trainer.evaluate()
+    assert set(result) == {"boundary_ms"} and result["boundary_ms"] >= 0
+
+
+def test_cli_trains_evaluates_and_exports(corpus, asr_dir, tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", str(asr_dir),
+                        "--train", str(corpus / "train.jsonl"), "--eval", str(corpus / "eval.jsonl"), "--out", str(out),
+                        "--steps", "2", "--batch-seconds", "4", "--eval-max-new-tokens", "4", "--no-bf16"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "wer" in r.stdout and (out / "model" / "model.safetensors").is_file()
+    log = (out / "train.log").read_text()
+    assert "step 2 loss" in log and "eval wer" in log
+    load_model(str(out / "model"))
+
+
+@pytest.mark.parametrize("line,message", [
+    ("not json", ":1: not JSON"),
+    ('{"audio": "missing.wav", "text": "x"}', "does not exist"),
+    ('{"audio": 3, "text": "x"}', "'audio' and 'text' must be strings"),
+    ('{"audio": "00.wav", "text": "x", "words": [{"word": "x", "start": 2, "end": 1}]}', "0 <= 'start' <= 'end'"),
+])
+def test_bad_manifests_are_named_errors(corpus, tmp_path, line, message):
+    (corpus / "bad.jsonl").write_text(line + "\n")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        read_manifest(corpus / "bad.jsonl")
+
+
+def test_aligner_manifest_needs_words(corpus):
+    (corpus / "nowords.jsonl").write_text('{"audio": "00.wav", "text": "Hello there."}\n')
+    with pytest.raises(ValueError, match="needs 'words'"):
+        read_manifest(corpus / "nowords.jsonl", need_words=True)
+
+
+def test_cli_bad_option_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", "x", "--train", str(tmp_path / "no.jsonl"),
+                        "--out", str(tmp_path / "o"), "--grad-accum", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "grad_accum" in r.stderr
+
+
+def test_wer_normaliser():
+    assert normalize("Hello, World! It's 'quoted' — fine.") == "hello world it's quoted fine"
+    assert wer(["the cat sat"], ["The cat, sat."]) == 0.0
+    assert wer(["the cat sat", "a dog"], ["the hat sat", ""]) == pytest.approx(3 / 5)

@@ -1,0 +1,1 @@
+"""Fine-tuning and training of Qwen3-ASR-layout checkpoints (`asrstream train`)."""

@@ -1,0 +1,78 @@
+"""On-the-fly augmentation of 16 kHz training audio, reproducible from a seed.
+
+Each example of each epoch draws from its own generator seeded by (seed, epoch, example index), so a
+resumed run augments exactly as an uninterrupted one. Speed perturbation resamples (pitch and tempo
+change together, as in Kaldi's 0.9/1.0/1.1 recipe) and scales word times with it; gain is in dB;
+noise is white or pink at a random SNR; reverb convolves with a synthetic exponentially decaying
+impulse response of a random RT60.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SR = 16000
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    speeds: tuple[float, ...] = (0.9, 1.0, 1.1)  # speed perturbation factors, one drawn per example
+    gain_db: float = 6.0  # gain drawn uniformly in +-gain_db
+    noise_prob: float = 0.5  # share of examples with added noise
+    snr_db: tuple[float, float] = (10.0, 40.0)  # noise level range
+    reverb_prob: float = 0.0  # share of examples with reverb (optional: off by default)
+    rt60: tuple[float, float] = (0.2, 0.8)  # seconds
+
+    def __post_init__(self):
+        if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
+            raise ValueError(f"speeds must be factors in [0.5, 2], got {self.speeds}")
+        for name in ("noise_prob", "reverb_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+NO_AUGMENT = AugmentOptions(speeds=(1.0,), gain_db=0.0, noise_prob=0.0, reverb_prob=0.0)
+
+
+def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """(augmented float32 audio, speed factor): word times t become t / speed."""
+    speed = float(rng.choice(opts.speeds))
+    if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
+        import soxr  # a server/train dependency: the client-side CLI never imports it
+        wav = soxr.resample(wav, SR * speed, SR).astype(np.float32)
+    if opts.reverb_prob and rng.random() < opts.reverb_prob:
+        wav = _reverb(wav, rng.uniform(*opts.rt60), rng)
+    if opts.noise_prob and rng.random() < opts.noise_prob:
+        wav = wav + _noise(len(wav), rng) * _rms(wav) / 10 ** (rng.uniform(*opts.snr_db) / 20)
+    if opts.gain_db:
+        wav = wav * 10 ** (rng.uniform(-opts.gain_db, opts.gain_db) / 20)
+    return np.clip(wav, -1.0, 1.0).astype(np.float32), speed
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS white or pink (1/f power) noise."""
+    white = rng.standard_normal(n)
+    if rng.random() < 0.5:
+        spec = np.fft.rfft(white)
+        spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1))
+        white = np.fft.irfft(spec, n)
+    return (white / max(_rms(white), 1e-12)).astype(np.float32)
+
+
+def _reverb(wav: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with noise decaying by 60 dB over rt60 seconds; keeps the dry signal's RMS."""
+    t = np.arange(int(rt60 * SR)) / SR
+    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0
+    n = 1 << (len(wav) + len(ir) - 1).bit_length()  # FFT convolution: O(n log n), not O(n * len(ir))
+    wet = np.fft.irfft(np.fft.rfft(wav, n) * np.fft.rfft(ir, n), n)[: len(wav)]
+    return (wet * _rms(wav) / max(_rms(wet), 1e-12)).astype(np.float32)

@@ -1,0 +1,78 @@
+"""What the model is trained to say, and the loss.
+
+ASR: the prompt is the checkpoint's own inference prompt (empty context, no forced language), with
+one `<|audio_pad|>` per encoder output; the target is what the model says at inference,
+`language X<asr_text>` + transcript + `<|im_end|>`. Cross-entropy on the target tokens only, averaged
+over the batch's target tokens.
+
+Aligner: the sequence is audio + `aligner_text(words)` (each word followed by two `<timestamp>`
+tokens); the head classifies each `<timestamp>` position into a time class of
+`timestamp_segment_time` ms: class = round(start / segment) and round(end / segment), clipped to
+the head's classes. Cross-entropy at those positions.
+
+Rows of a batch run packed through the decoder (no padding), each as a whole sequence with `Whole`
+in place of a KV cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..decoder.prompt import ASR_TAG
+from ..decoder.words import aligner_text
+
+
+class Whole:
+    """Stands in for a KVCache when a row runs as one whole sequence: keys and values pass through."""
+
+    length = 0
+
+    def check_room(self, n: int) -> None:
+        pass
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return k, v
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass
+class Target:
+    ids: list[int]  # the whole sequence, audio placeholders expanded
+    positions: list[int]  # where the head's output is scored
+    labels: list[int]  # the class (next token, or time class) at each position
+
+
+def asr_target(prompter, eos_id: int, n_audio: int, text: str, language: str) -> Target:
+    prompt = prompter.ids("", None, n_audio)
+    answer = prompter.encode(f"language {language}{ASR_TAG}{text}") + [eos_id]
+    ids = prompt + answer
+    start = len(prompt) - 1  # the prompt's last token predicts the answer's first
+    return Target(ids, list(range(start, len(ids) - 1)), answer)
+
+
+def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float = 1.0) -> Target:
+    ids = prompter.expand_audio(prompter.encode(aligner_text([w["word"] for w in words])), n_audio)
+    slots = [i for i, t in enumerate(ids) if t == cfg.timestamp_token_id]
+    seg = cfg.timestamp_segment_time / 1000.0
+    times = [t / speed for w in words for t in (w["start"], w["end"])]
+    labels = [min(max(round(t / seg), 0), cfg.classify_num - 1) for t in times]
+    if len(slots) != len(labels):
+        raise ValueError(f"{len(slots)} <timestamp> tokens for {len(words)} words")
+    return Target(ids, slots, labels)
+
+
+def batch_loss(net, mels: list[torch.Tensor], make_target) -> tuple[torch.Tensor, int]:
+    """(mean cross-entropy over the batch's scored positions, their count). `make_target(i, n_audio)`
+    gives example i's Target once its encoder output length is known."""
+    audio = net.thinker.audio_tower(mels)
+    targets = [make_target(i, a.shape[0]) for i, a in enumerate(audio)]
+    rows = [net.embed(t.ids, a) for t, a in zip(targets, audio)]
+    hidden = net.forward_rows(rows, [Whole() for _ in rows])
+    picked = torch.cat([h[t.positions] for h, t in zip(hidden, targets)])
+    labels = torch.tensor([y for t in targets for y in t.labels], device=picked.device)
+    logits = net.logits(picked).float()
+    return F.cross_entropy(logits, labels), len(labels)
