@@ -1,5 +1,6 @@
 """The `asrstream` command line: transcribe files, serve streams (serve.py), stream a file or the
-microphone to a server (clients/cli.py), train (train.py), make test checkpoints.
+microphone to a server (clients/cli.py), train (train.py), synthesise a training corpus
+(corpus.py), make test checkpoints.
 
 Every failure a user can cause (bad file, bad option, missing model) ends with one line on stderr
 and a non-zero exit status, never a traceback.
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .clients.cli import add_mic, add_stream
+from .corpus import add_corpus
 from .serve import add_serve
 from .train import add_train
 
@@ -141,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     add_stream(sub)
     add_mic(sub)
     add_train(sub)
+    add_corpus(sub)
     add_make_test_model(sub)
     return p
 

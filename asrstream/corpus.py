@@ -1,0 +1,40 @@
+"""`asrstream corpus`: synthesise the English training corpus (training/corpus.py) with every
+offline voice installed here."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP_VOICES = "voices held out of training (default: the slt speaker, festival-slt and flite-slt)"
+
+
+def add_corpus(sub) -> None:
+    p = sub.add_parser("corpus", help="synthesise an English speech corpus with the offline TTS voices")
+    p.add_argument("out", type=Path, help="output folder (wav/, train.jsonl, heldout.jsonl, dev.jsonl)")
+    p.add_argument("--utterances", type=int, default=6000, help="training utterances")
+    p.add_argument("--held-out-utterances", type=int, default=300, help="utterances of the held-out voices")
+    p.add_argument("--held-out", nargs="+", default=None, metavar="VOICE", help=HELP_VOICES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
+    p.set_defaults(func=run_corpus)
+
+
+def run_corpus(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .training.corpus import HELD_OUT, build
+    from .training.voices import VOICES
+
+    if args.list_voices:
+        for v in VOICES:
+            print(f"{v.name}\t{v.engine}\t{'word times' if v.timed else ''}")
+        return 0
+    if args.utterances < 1 or args.held_out_utterances < 0:
+        raise ValueError("--utterances must be >= 1 and --held-out-utterances >= 0")
+    total = args.utterances + args.held_out_utterances + args.held_out_utterances // 2
+    with tqdm(total=total, unit="utt") as bar:
+        counts = build(args.out, args.utterances, args.held_out_utterances, tuple(args.held_out or HELD_OUT),
+                       args.seed, args.workers, bar.update)
+    print(" ".join(f"{k} {v}" for k, v in counts.items()), f"-> {args.out}")
+    return 0

@@ -1,0 +1,83 @@
+"""The synthetic corpus: text normalised for speaking, every voice engine speaks, festival word times
+line up with the aligner's word units, the held-out speaker and sentences stay out of training."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asrstream.decoder.words import split_words
+from asrstream.training.corpus import build
+from asrstream.training.manifest import read_manifest
+from asrstream.training.texts import fortune_sentences, normalize_for_speech
+from asrstream.training.voices import VOICES, synthesize, voice
+
+
+@pytest.mark.parametrize("raw,spoken", [
+    ("In 1984 he paid $5.50 for 3 apples.", "In nineteen eighty-four he paid five dollars fifty cents for three apples."),
+    ("It was the 23rd of May, 2005, at 7:30.", "It was the twenty-third of May, two thousand five, at seven thirty."),
+    ("About 50% of 1,250,000 people.", "About fifty percent of one million two hundred fifty thousand people."),
+    ("Mr. Smith met Dr. Jones at 10:05 & left.", "Mister Smith met Doctor Jones at ten oh five and left."),
+    ("The 1960s were loud (very).", "The nineteen sixties were loud very."),
+])
+def test_numbers_and_abbreviations_are_spoken(raw, spoken):
+    assert normalize_for_speech(raw) == spoken
+
+
+@pytest.mark.parametrize("raw", ["Sam: What will you have?", "x = y + 2;", "Hi.", "See http://x.org now please"])
+def test_unspeakable_sentences_are_dropped(raw):
+    assert normalize_for_speech(raw) is None
+
+
+def test_fortune_sentences_are_many_clean_and_distinct():
+    s = fortune_sentences()
+    assert len(s) > 5000 and len({x.lower() for x in s}) == len(s)
+    assert all(normalize_for_speech(x) == x for x in s[:500])
+
+
+@pytest.mark.parametrize("engine", ["espeak", "flite", "festival", "piper"])
+def test_every_engine_speaks_at_16khz_with_speed_control(engine):
+    v = next(x for x in VOICES if x.engine == engine)
+    text = "Streaming speech recognition turns spoken words into text."
+    (slow, words), (fast, _) = synthesize(v, [text, text], [0.85, 1.2], [0.0, 0.0])
+    assert 0.5 < np.abs(slow).max() <= 0.91 and len(fast) < 0.85 * len(slow)
+    assert (words is not None) == v.timed
+
+
+def test_festival_word_times_are_the_aligner_units_in_order_inside_the_audio():
+    text = "It was the twenty-third of May, don't you know? Mister O'Neill's cat."
+    (wav, words), = synthesize(voice("festival-slt"), [text], [1.0], [0.0])
+    assert [w["word"] for w in words] == split_words(text, "English")
+    starts, ends = [w["start"] for w in words], [w["end"] for w in words]
+    assert all(a < b for a, b in zip(starts, ends)) and starts == sorted(starts)
+    assert all(b <= a for b, a in zip(ends, starts[1:]))
+    assert 0 < starts[0] and ends[-1] <= len(wav) / 16000
+
+
+def test_corpus_keeps_the_held_out_speaker_and_sentences_out_of_training(tmp_path):
+    counts = build(tmp_path, 24, 6, workers=2)
+    assert counts == {"train": 24, "heldout": 6, "dev": 3}
+    rows = {s: [json.loads(x) for x in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
+    assert {r["voice"] for r in rows["heldout"]} == {"festival-slt", "flite-slt"}
+    assert not {r["voice"] for r in rows["train"] + rows["dev"]} & {"festival-slt", "flite-slt"}
+    assert len({r["voice"] for r in rows["train"]}) == 24  # round-robin over the 48 training voices
+    assert not {r["text"] for r in rows["train"]} & {r["text"] for r in rows["heldout"] + rows["dev"]}
+    for split in counts:
+        for ex in read_manifest(tmp_path / f"{split}.jsonl"):
+            info = sf.info(str(ex.audio))
+            assert info.samplerate == 16000 and info.channels == 1 and abs(info.duration - ex.duration) < 1e-3
+    timed = read_manifest(tmp_path / "heldout_timed.jsonl", need_words=True)
+    assert len(timed) == 3 and all(ex.words for ex in timed)  # festival-slt's half of the held-out set
+
+
+def test_cli_lists_voices_and_rejects_bad_counts(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "asrstream", "corpus", str(tmp_path), "--list-voices"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "festival-slt\tfestival\tword times" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "asrstream", "corpus", str(tmp_path), "--utterances", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "--utterances" in r.stderr

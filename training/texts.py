@@ -1,0 +1,101 @@
+"""English sentences for synthetic speech, and their normalisation for speaking.
+
+Source: the fortune databases Debian ships (`fortunes-min`, `fortunes`: quotations, literature,
+riddles) under /usr/share/games/fortunes. Each cookie is cut into sentences; attributions
+("-- Author") and lines that look like verse, code or dialogue markup are dropped.
+
+Normalisation writes what a speaker says: numbers as words (years in pairs: "1984" -> "nineteen
+eighty-four"; ordinals; decimals with "point"; "$5.50" -> "five dollars fifty cents"; "50%" ->
+"fifty percent"; "7:30" -> "seven thirty"), common abbreviations expanded (Mr., Dr., St., etc.),
+"&" -> "and"; quotes and brackets dropped. A sentence survives only if what is left is letters,
+spaces and the punctuation . , ? ! ; : ' - and it has 3 to 24 words.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+FORTUNES = Path("/usr/share/games/fortunes")
+ABBREVIATIONS = {"Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "St.": "Saint",
+                 "Jr.": "Junior", "Sr.": "Senior", "Prof.": "Professor", "Gen.": "General", "Capt.": "Captain",
+                 "Lt.": "Lieutenant", "Col.": "Colonel", "Sgt.": "Sergeant", "Rev.": "Reverend", "Mt.": "Mount",
+                 "vs.": "versus", "etc.": "et cetera", "e.g.": "for example", "i.e.": "that is", "&": "and",
+                 "No.": "number", "approx.": "approximately", "Jan.": "January", "Feb.": "February",
+                 "Aug.": "August", "Sept.": "September", "Oct.": "October", "Nov.": "November", "Dec.": "December"}
+ALLOWED = re.compile(r"^[A-Za-z ,.?!;:'-]+$")
+DIALOGUE = re.compile(r"^[A-Za-z]+( [A-Z][a-z]+)?:")  # "Sam: ..." is a script, not speech
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+
+
+@lru_cache(maxsize=1)
+def _inflect():
+    import inflect
+
+    return inflect.engine()
+
+
+def say_number(text: str) -> str:
+    """Digits in `text` as spoken words."""
+    p = _inflect()
+
+    def words(n: str, **kw) -> str:
+        return p.number_to_words(n, andword="", **kw).replace(",", "")
+
+    text = re.sub(r"\$(\d[\d,]*)(?:\.(\d\d))?", lambda m: words(m[1].replace(",", "")) + " dollars"
+                  + (f" {words(m[2].lstrip('0') or '0')} cents" if m[2] and m[2] != "00" else ""), text)
+    text = re.sub(r"(\d+(?:\.\d+)?)%", lambda m: words(m[1], decimal="point") + " percent", text)
+    text = re.sub(r"\b(\d{1,2}):(\d\d)\b", lambda m: words(m[1]) + ("" if m[2] == "00" else
+                  " oh " + words(m[2][1]) if m[2][0] == "0" else " " + words(m[2])), text)
+    text = re.sub(r"\b(\d+)(st|nd|rd|th)\b", lambda m: words(p.ordinal(m[1])), text)
+    text = re.sub(r"\b(1[1-9]|20)(\d\d)s?\b(?![.,]\d)", _year, text)
+    text = re.sub(r"\b\d{1,3}(?:,\d{3})+\b", lambda m: words(m[0].replace(",", "")), text)
+    return re.sub(r"\b\d+(?:\.\d+)?\b", lambda m: words(m[0], decimal="point"), text)
+
+
+def _year(m: re.Match) -> str:
+    p, a, b = _inflect(), m[1], m[2]
+    if a == "20" and b < "10":
+        spoken = p.number_to_words(a + b, andword="")
+    else:
+        second = "hundred" if b == "00" else ("oh " + p.number_to_words(b[1]) if b[0] == "0" else p.number_to_words(b))
+        spoken = f"{p.number_to_words(a)} {second}"
+    if m[0].endswith("s"):
+        spoken = spoken[:-1] + "ies" if spoken.endswith("y") else spoken + "s"
+    return spoken.replace(",", "")
+
+
+def normalize_for_speech(sentence: str) -> str | None:
+    """The sentence as a speaker says it, or None if it cannot be spoken cleanly."""
+    s = " ".join(sentence.replace("\u2019", "'").replace("`", "'").split())
+    for short, full in ABBREVIATIONS.items():
+        s = re.sub(rf"(?<![\w.]){re.escape(short)}", full, s)
+    s = say_number(s)
+    s = re.sub(r"[\"()\[\]{}*_]|''", "", s).replace("--", ", ").strip(" -'")
+    s = re.sub(r"\s+([,.?!;:])", r"\1", " ".join(s.split()))
+    if not s or not ALLOWED.match(s) or not 3 <= len(s.split()) <= 24 or not s[0].isalpha() or DIALOGUE.match(s):
+        return None
+    return s[0].upper() + s[1:]
+
+
+def fortune_sentences(folder: Path = FORTUNES) -> list[str]:
+    """Normalised, distinct sentences from every fortune database in `folder`, in a stable order."""
+    files = sorted(f for f in folder.glob("*") if f.is_file() and not f.suffix)
+    if not files:
+        raise RuntimeError(f"no fortune databases in {folder}: apt-get install fortunes-min fortunes")
+    out, seen = [], set()
+    for f in files:
+        for cookie in f.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
+            for s in _sentences(cookie):
+                if s.lower() not in seen:
+                    seen.add(s.lower())
+                    out.append(s)
+    return out
+
+
+def _sentences(cookie: str) -> list[str]:
+    lines = [ln for ln in cookie.splitlines() if ln.strip() and not ln.lstrip().startswith(("--", "-- "))]
+    if any(len(ln) - len(ln.lstrip()) > 8 or ":" in ln[:12] and ln[:12].split(":")[0].isupper() for ln in lines):
+        return []  # verse laid out, a dialogue script or code
+    text = " ".join(ln.strip() for ln in lines)
+    return [n for s in SENTENCE_END.split(text) if (n := normalize_for_speech(s))]

