@@ -72,9 +72,15 @@ def _check_overrides(overrides: dict) -> None:
                 raise ValueError(f"overrides[{part!r}]: unknown field {key!r}")
 
 
+RELEASED_TOKEN_IDS = {"audio_token_id": 151676, "audio_start_token_id": 151669, "audio_end_token_id": 151670,
+                      "timestamp_token_id": 151705}
+
+
 def build_config(kind: str, size: str, overrides: dict | None = None,
-                 tie_word_embeddings: bool | None = None, dtype: str = "float32") -> dict:
-    """The config.json dict for one (kind, size), with `overrides` merged into the sub-configs."""
+                 tie_word_embeddings: bool | None = None, dtype: str = "float32",
+                 token_ids: dict[str, int] | None = None) -> dict:
+    """The config.json dict for one (kind, size), with `overrides` merged into the sub-configs.
+    `token_ids` moves the special tokens the config names (default: the released ids)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if (kind, size) not in PRESETS:
@@ -94,12 +100,12 @@ def build_config(kind: str, size: str, overrides: dict | None = None,
     text.update(tie_word_embeddings=tie, model_type="qwen3_asr_text")
     audio = {**AUDIO_BASE, **audio_dims, "output_dim": text["hidden_size"], **overrides.get("audio", {})}
     audio["model_type"] = "qwen3_asr_audio_encoder"
-    _check_dims(audio, text)
+    ids = {**RELEASED_TOKEN_IDS, **(token_ids or {})}
+    _check_dims(audio, text, max(ids.values()) if token_ids else max(SPECIAL_IDS.values()))
     thinker = {
         "model_type": "qwen3_forced_aligner" if kind == "aligner" else "qwen3_asr_thinker",
         "audio_config": dict(sorted(audio.items())), "text_config": dict(sorted(text.items())),
-        "audio_token_id": 151676, "audio_start_token_id": 151669, "audio_end_token_id": 151670,
-        "user_token_id": 872, "initializer_range": 0.02, "tie_word_embeddings": tie, "dtype": dtype,
+        **{k: v for k, v in ids.items() if k != "timestamp_token_id"}, "user_token_id": 872, "initializer_range": 0.02, "tie_word_embeddings": tie, "dtype": dtype,
         **({"classify_num": 5000} if kind == "aligner" else {}), **overrides.get("thinker", {}),
     }
     config = {
@@ -109,11 +115,11 @@ def build_config(kind: str, size: str, overrides: dict | None = None,
         "transformers_version": TRANSFORMERS_VERSION,
     }
     if kind == "aligner":
-        config.update(timestamp_token_id=151705, timestamp_segment_time=80)
+        config.update(timestamp_token_id=ids["timestamp_token_id"], timestamp_segment_time=80)
     return config
 
 
-def _check_dims(audio: dict, text: dict) -> None:
+def _check_dims(audio: dict, text: dict, highest_id: int) -> None:
     if audio["d_model"] % audio["encoder_attention_heads"]:
         raise ValueError("audio d_model must be divisible by encoder_attention_heads")
     if text["num_attention_heads"] % text["num_key_value_heads"]:
@@ -122,8 +128,8 @@ def _check_dims(audio: dict, text: dict) -> None:
         raise ValueError("audio output_dim must equal text hidden_size (audio features replace embeddings)")
     if audio["num_mel_bins"] != 128:
         raise ValueError("audio num_mel_bins must be 128, the feature extractor's feature_size")
-    if text["vocab_size"] <= max(SPECIAL_IDS.values()):
-        raise ValueError("text vocab_size must exceed 151705, the highest fixed token id")
+    if text["vocab_size"] <= highest_id:
+        raise ValueError(f"text vocab_size must exceed {highest_id}, the highest special token id")
     if sum(text["rope_scaling"]["mrope_section"]) * 2 != text["head_dim"]:
         raise ValueError("text rope_scaling.mrope_section must sum to head_dim / 2")
 

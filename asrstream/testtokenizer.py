@@ -112,14 +112,18 @@ def _pipeline(tok: Tokenizer) -> Tokenizer:
     return tok
 
 
-def _train_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
+def train_bpe(lines: list[str], size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE of `size` tokens (the 256 bytes first) trained on `lines`: (vocab, merges)."""
     tok = _pipeline(Tokenizer(models.BPE()))
-    lines = TRAINING_TEXT.splitlines() + [f"language {x}<asr_text>" for x in LANGUAGES]
-    trainer = trainers.BpeTrainer(vocab_size=BPE_SIZE, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(lines, trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     return model["vocab"], [tuple(m) for m in model["merges"]]
+
+
+def _train_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    return train_bpe(TRAINING_TEXT.splitlines() + [f"language {x}<asr_text>" for x in LANGUAGES], BPE_SIZE)
 
 
 def _fillers() -> itertools.chain[str]:
@@ -141,25 +145,25 @@ def base_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 def added_tokens(vocab_size: int) -> list[tuple[int, str, bool]]:
-    """(id, content, special) for every id from 151643 up to vocab_size - 1."""
+    """(id, content, special) for every id from 151643 up to vocab_size - 1 (the released layout)."""
     by_id = {i: (s, True) for s, i in SPECIAL_IDS.items()} | {ASR_TEXT[1]: (ASR_TEXT[0], False)}
     return [(i, *by_id.get(i, (f"<|dummy_{i - FIRST_ADDED_ID}|>", True)))
             for i in range(FIRST_ADDED_ID, vocab_size)]
 
 
-def build_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], vocab_size: int) -> Tokenizer:
-    """The backend tokenizer over base_vocab() with every added token at its fixed id."""
+def build_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]], added: list[tuple[int, str, bool]]) -> Tokenizer:
+    """The backend tokenizer over a BPE vocab with every added token at its fixed id."""
     tok = _pipeline(Tokenizer(models.BPE(vocab=vocab, merges=merges)))
-    for i, content, special in added_tokens(vocab_size):
+    for i, content, special in added:
         token = AddedToken(content, special=special, normalized=False)
         got = tok.add_special_tokens([token]) if special else tok.add_tokens([token])
         assert got == 1 and tok.token_to_id(content) == i, (content, i)
     return tok
 
 
-def _tokenizer_config(vocab_size: int) -> dict:
+def _tokenizer_config(added: list[tuple[int, str, bool]]) -> dict:
     decoder = {str(i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False,
-                        "single_word": False, "special": s} for i, c, s in added_tokens(vocab_size)}
+                        "single_word": False, "special": s} for i, c, s in added}
     return {
         "add_bos_token": False,
         "add_prefix_space": False,
@@ -185,12 +189,18 @@ def _dump(path: Path, obj: object) -> None:
 
 
 def write_tokenizer_files(out_dir: Path, vocab_size: int) -> None:
-    """Write the tokenizer, chat template and feature-extractor files into out_dir."""
+    """The released id layout: base_vocab() below 151643, added tokens from there (test checkpoints)."""
     vocab, merges = base_vocab()
-    build_tokenizer(vocab, merges, vocab_size).save(str(out_dir / "tokenizer.json"))
+    write_files(out_dir, vocab, merges, added_tokens(vocab_size))
+
+
+def write_files(out_dir: Path, vocab: dict[str, int], merges: list[tuple[str, str]],
+                added: list[tuple[int, str, bool]]) -> None:
+    """Write the tokenizer, chat template and feature-extractor files into out_dir."""
+    build_tokenizer(vocab, merges, added).save(str(out_dir / "tokenizer.json"))
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2", *(" ".join(m) for m in merges)]
     (out_dir / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _dump(out_dir / "tokenizer_config.json", _tokenizer_config(vocab_size))
+    _dump(out_dir / "tokenizer_config.json", _tokenizer_config(added))
     _dump(out_dir / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
     _dump(out_dir / "preprocessor_config.json", PREPROCESSOR_CONFIG)

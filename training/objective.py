@@ -2,8 +2,10 @@
 
 ASR: the prompt is the checkpoint's own inference prompt (empty context, no forced language), with
 one `<|audio_pad|>` per encoder output; the target is what the model says at inference,
-`language X<asr_text>` + transcript + `<|im_end|>`. Cross-entropy on the target tokens only, averaged
-over the batch's target tokens.
+`language X<asr_text>` + transcript + `<|im_end|>`, then two `<|endoftext|>`: decoders that stop only
+at the released eos ids (the reference's transformers backend, with a compact vocabulary, see
+fresh.py) then see nothing but special tokens after the answer. Cross-entropy on the target tokens
+only, averaged over the batch's target tokens.
 
 Aligner: the sequence is audio + `aligner_text(words)` (each word followed by two `<timestamp>`
 tokens); the head classifies each `<timestamp>` position into a time class of
@@ -22,6 +24,9 @@ import torch.nn.functional as F
 
 from ..decoder.prompt import ASR_TAG
 from ..decoder.words import aligner_text
+
+
+AFTER_END = 2  # <|endoftext|> tokens trained after <|im_end|>: what follows the answer is special tokens only
 
 
 class Whole:
@@ -46,9 +51,10 @@ class Target:
     labels: list[int]  # the class (next token, or time class) at each position
 
 
-def asr_target(prompter, eos_id: int, n_audio: int, text: str, language: str) -> Target:
+def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, language: str) -> Target:
     prompt = prompter.ids("", None, n_audio)
-    answer = prompter.encode(f"language {language}{ASR_TAG}{text}") + [eos_id]
+    im_end, pad = eos_ids[0], eos_ids[-1]
+    answer = prompter.encode(f"language {language}{ASR_TAG}{text}") + [im_end] + [pad] * AFTER_END
     ids = prompt + answer
     start = len(prompt) - 1  # the prompt's last token predicts the answer's first
     return Target(ids, list(range(start, len(ids) - 1)), answer)

@@ -88,7 +88,7 @@ class Trainer:
                 return aligner_target(p, cfg, n, list(exs[k].words), speeds[k])
         else:
             def make(k, n):
-                return asr_target(p, cfg.eos_token_ids[0], n, exs[k].text, exs[k].language)
+                return asr_target(p, cfg.eos_token_ids, n, exs[k].text, exs[k].language)
         return mels, make, sum(m.shape[1] for m in mels) / 100.0
 
     # -- one optimizer step ------------------------------------------------------------------------
