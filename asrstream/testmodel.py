@@ -12,13 +12,12 @@ token (see `_init_std`); the tokenizer lives in `testtokenizer.py`.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
-from .testtokenizer import LANGUAGES, SPECIAL_IDS, write_tokenizer_files
+from .testtokenizer import LANGUAGES, SPECIAL_IDS, write_json, write_tokenizer_files
 
 KINDS = ("asr", "aligner")
 SIZES = ("tiny", "0.6b", "1.7b")
@@ -254,11 +253,7 @@ def write_weights(out_dir: Path, shapes: dict[str, tuple[int, ...]], seed: int, 
         save_file(tensors, str(out_dir / fname), metadata=meta)
         weight_map.update({n: fname for n in names})
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    _dump(out_dir / "model.safetensors.index.json", index)
-
-
-def _dump(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out_dir / "model.safetensors.index.json", index)
 
 
 def make_test_model(out_dir: str | Path, kind: str = "asr", size: str = "tiny", seed: int = 0, *,
@@ -278,8 +273,8 @@ def make_test_model(out_dir: str | Path, kind: str = "asr", size: str = "tiny", 
     config = build_config(kind, size, overrides, tie_word_embeddings, dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _dump(out / "config.json", config)
-    _dump(out / "generation_config.json", {"eos_token_id": [151645, 151643], "pad_token_id": 151643,
+    write_json(out / "config.json", config)
+    write_json(out / "generation_config.json", {"eos_token_id": [151645, 151643], "pad_token_id": 151643,
                                            "transformers_version": TRANSFORMERS_VERSION})
     write_tokenizer_files(out, config["thinker_config"]["text_config"]["vocab_size"])
     write_weights(out, parameter_shapes(config), seed, dtype, shard_max_bytes)

@@ -184,7 +184,7 @@ def _tokenizer_config(added: list[tuple[int, str, bool]]) -> dict:
     }
 
 
-def _dump(path: Path, obj: object) -> None:
+def write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -201,6 +201,6 @@ def write_files(out_dir: Path, vocab: dict[str, int], merges: list[tuple[str, st
     (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2", *(" ".join(m) for m in merges)]
     (out_dir / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _dump(out_dir / "tokenizer_config.json", _tokenizer_config(added))
-    _dump(out_dir / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
-    _dump(out_dir / "preprocessor_config.json", PREPROCESSOR_CONFIG)
+    write_json(out_dir / "tokenizer_config.json", _tokenizer_config(added))
+    write_json(out_dir / "chat_template.json", {"chat_template": CHAT_TEMPLATE})
+    write_json(out_dir / "preprocessor_config.json", PREPROCESSOR_CONFIG)

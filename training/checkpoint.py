@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..testtokenizer import write_json
+
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 STATE = "training_state.pt"
 
@@ -49,7 +51,7 @@ def _set_dtype(path: Path, dtype: torch.dtype) -> None:
         for key in ("torch_dtype", "dtype"):
             if key in d:
                 d[key] = name
-    path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(path, cfg)
 
 
 def load_state(folder: Path) -> dict:

@@ -16,11 +16,10 @@ only special tokens after the answer, which decoding skips.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..testmodel import TRANSFORMERS_VERSION, build_config, parameter_shapes, write_weights
-from ..testtokenizer import LANGUAGES, train_bpe, write_files
+from ..testtokenizer import LANGUAGES, train_bpe, write_files, write_json
 
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_end|>", "<|audio_pad|>",
             "<asr_text>", "<timestamp>")
@@ -41,14 +40,10 @@ def make_fresh_model(out: str | Path, lines: list[str], kind: str = "asr", bpe_s
                  "audio_end_token_id": ids["<|audio_end|>"], "timestamp_token_id": ids["<timestamp>"]}
     text = {**(text or {}), "vocab_size": first + len(SPECIALS)}
     config = build_config(kind, "tiny", {"audio": audio or {}, "text": text}, token_ids=token_ids)
-    _dump(out / "config.json", config)
-    _dump(out / "generation_config.json", {"eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+    write_json(out / "config.json", config)
+    write_json(out / "generation_config.json", {"eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
                                            "pad_token_id": ids["<|endoftext|>"],
                                            "transformers_version": TRANSFORMERS_VERSION})
     write_files(out, vocab, merges, added)
     write_weights(out, parameter_shapes(config), seed, "float32", None)
     return out
-
-
-def _dump(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

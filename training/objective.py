@@ -71,8 +71,8 @@ def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float 
     return Target(ids, slots, labels)
 
 
-def batch_loss(net, mels: list[torch.Tensor], make_target) -> tuple[torch.Tensor, int]:
-    """(mean cross-entropy over the batch's scored positions, their count). `make_target(i, n_audio)`
+def batch_loss(net, mels: list[torch.Tensor], make_target) -> torch.Tensor:
+    """Mean cross-entropy over the batch's scored positions. `make_target(i, n_audio)`
     gives example i's Target once its encoder output length is known."""
     audio = net.thinker.audio_tower(mels)
     targets = [make_target(i, a.shape[0]) for i, a in enumerate(audio)]
@@ -81,4 +81,4 @@ def batch_loss(net, mels: list[torch.Tensor], make_target) -> tuple[torch.Tensor
     picked = torch.cat([h[t.positions] for h, t in zip(hidden, targets)])
     labels = torch.tensor([y for t in targets for y in t.labels], device=picked.device)
     logits = net.logits(picked).float()
-    return F.cross_entropy(logits, labels), len(labels)
+    return F.cross_entropy(logits, labels)

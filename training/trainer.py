@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..decoder.loading import load_net, read_config, resolve
 from ..encoder.audio import load_audio
-from .augment import NO_AUGMENT, augment, example_rng
+from .augment import augment, example_rng
 from .batches import make_batches
 from .checkpoint import load_state, save_checkpoint
 from .evaluate import evaluate
@@ -40,9 +40,9 @@ class Trainer:
         self.files_from = start
         self.net = _trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
         self.helper = _helper(start, self.cfg, self.net)  # prompter, mel, and inference for evaluation
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW([{"params": [p for p in params if p.dim() > 1]},
-                                            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}],
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([{"params": [p for p in self.params if p.dim() > 1]},
+                                            {"params": [p for p in self.params if p.dim() <= 1], "weight_decay": 0.0}],
                                            lr=opts.lr, betas=opts.betas, weight_decay=opts.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step, self.epoch, self.index = 0, 0, 0
@@ -99,12 +99,11 @@ class Trainer:
         for _ in range(o.grad_accum):
             mels, make, secs = self._prepare(*self._next_batch())
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16):
-                loss, _ = batch_loss(self.net, mels, make)
+                loss = batch_loss(self.net, mels, make)
             (loss / o.grad_accum).backward()
             losses.append(loss.item())
             seconds += secs
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        norm = torch.nn.utils.clip_grad_norm_(params, o.clip_norm if o.clip_norm else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(self.params, o.clip_norm if o.clip_norm else float("inf"))
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
