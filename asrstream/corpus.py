@@ -14,6 +14,9 @@ def add_corpus(sub) -> None:
     p.add_argument("--utterances", type=int, default=6000, help="training utterances")
     p.add_argument("--held-out-utterances", type=int, default=300, help="utterances of the held-out voices")
     p.add_argument("--held-out", nargs="+", default=None, metavar="VOICE", help=HELP_VOICES)
+    p.add_argument("--voices", nargs="+", default=(), metavar="VOICE",
+                   help="voices of the training and dev sentences (default: every voice not held out); "
+                        "e.g. festival-kal festival-ked for an aligner corpus, all with word times")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="synthesis processes")
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
@@ -35,6 +38,6 @@ def run_corpus(args: argparse.Namespace) -> int:
     total = args.utterances + args.held_out_utterances + args.held_out_utterances // 2
     with tqdm(total=total, unit="utt") as bar:
         counts = build(args.out, args.utterances, args.held_out_utterances, tuple(args.held_out or HELD_OUT),
-                       args.seed, args.workers, bar.update)
+                       args.seed, args.workers, bar.update, tuple(args.voices))
     print(" ".join(f"{k} {v}" for k, v in counts.items()), f"-> {args.out}")
     return 0

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from asrstream.decoder.words import split_words
-from asrstream.training.corpus import build
+from asrstream.training.corpus import build, plan
 from asrstream.training.manifest import read_manifest
 from asrstream.training.texts import fortune_sentences, normalize_for_speech
 from asrstream.training.voices import VOICES, synthesize, voice
@@ -81,3 +81,13 @@ def test_cli_lists_voices_and_rejects_bad_counts(tmp_path):
     r = subprocess.run([sys.executable, "-m", "asrstream", "corpus", str(tmp_path), "--utterances", "0"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "--utterances" in r.stderr
+
+
+def test_plan_can_limit_training_to_chosen_voices():
+    rows = plan(40, 4, ("festival-slt",), 0, ("festival-kal", "festival-ked"))
+    assert {r["voice"] for r in rows if r["split"] != "heldout"} == {"festival-kal", "festival-ked"}
+    assert {r["voice"] for r in rows if r["split"] == "heldout"} == {"festival-slt"}
+    with pytest.raises(ValueError, match="both held out and trained on"):
+        plan(4, 2, ("festival-slt",), 0, ("festival-slt",))
+    with pytest.raises(ValueError, match="unknown voice"):
+        plan(4, 2, ("festival-slt",), 0, ("festival-nobody",))

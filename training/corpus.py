@@ -28,10 +28,14 @@ HELD_OUT = ("festival-slt", "flite-slt")
 BATCH = 40  # utterances per synthesis task (one festival process each)
 
 
-def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int) -> list[dict]:
-    """Every utterance to make: {split, voice, text, speed, pitch, id}."""
-    for name in held_out:
+def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
+         train_voices: tuple[str, ...] = ()) -> list[dict]:
+    """Every utterance to make: {split, voice, text, speed, pitch, id}. `train_voices` (default: every
+    voice not held out) speak the training and dev sentences."""
+    for name in held_out + train_voices:
         voice(name)  # names must exist
+    if set(held_out) & set(train_voices):
+        raise ValueError(f"voices both held out and trained on: {sorted(set(held_out) & set(train_voices))}")
     sentences = fortune_sentences()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sentences))
@@ -40,7 +44,7 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int) ->
         raise ValueError(f"{n_train} + {n_text} sentences asked for; the sources hold {len(sentences)}")
     test_text = [sentences[i] for i in order[:n_text]]
     train_text = [sentences[i] for i in order[n_text : n_text + n_train]]
-    trainers = [v.name for v in VOICES if v.name not in held_out]
+    trainers = list(train_voices) or [v.name for v in VOICES if v.name not in held_out]
     rows = [_row("train", trainers[i % len(trainers)], t, rng) for i, t in enumerate(train_text)]
     rows += [_row("heldout", held_out[i % len(held_out)], t, rng) for i, t in enumerate(test_text[:n_held_out])]
     rows += [_row("dev", trainers[(7 * i) % len(trainers)], t, rng) for i, t in enumerate(test_text[: n_held_out // 2])]
@@ -55,9 +59,9 @@ def _row(split: str, name: str, text: str, rng) -> dict:
 
 
 def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = HELD_OUT, seed: int = 0,
-          workers: int = 2, progress=None) -> dict[str, int]:
+          workers: int = 2, progress=None, train_voices: tuple[str, ...] = ()) -> dict[str, int]:
     """Synthesise the corpus into `out`; returns utterances per split."""
-    rows = plan(n_train, n_held_out, held_out, seed)
+    rows = plan(n_train, n_held_out, held_out, seed, train_voices)
     tasks = _tasks(rows)
     out.mkdir(parents=True, exist_ok=True)
     done: list[dict] = []
