@@ -214,10 +214,10 @@ def _init_std(name: str, shape: tuple[int, ...]) -> tuple[float, float]:
     return 0.0, gain / fan_in ** 0.5
 
 
-def _tensor(name: str, shape: tuple[int, ...], seed: int, dtype: torch.dtype) -> torch.Tensor:
+def _tensor(name: str, shape: tuple[int, ...], seed: int, dtype: torch.dtype, init=_init_std) -> torch.Tensor:
     digest = hashlib.sha256(f"{seed}/{name}".encode()).digest()
     gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-    mean, std = _init_std(name, shape)
+    mean, std = init(name, shape)
     x = torch.randn(shape, generator=gen, dtype=torch.float32).mul_(std).add_(mean)
     return x.to(dtype)
 
@@ -236,11 +236,12 @@ def _plan_shards(shapes: dict[str, tuple[int, ...]], itemsize: int, max_bytes: i
 
 
 def write_weights(out_dir: Path, shapes: dict[str, tuple[int, ...]], seed: int, dtype: str,
-                  shard_max_bytes: int | None) -> None:
-    """model.safetensors, or HF-style shards plus model.safetensors.index.json."""
+                  shard_max_bytes: int | None, init=_init_std) -> None:
+    """model.safetensors, or HF-style shards plus model.safetensors.index.json. `init(name, shape)`
+    gives each tensor's (mean, std); the default is the test checkpoints' (see `_init_std`)."""
     tdtype, meta = DTYPES[dtype], {"format": "pt"}
     if shard_max_bytes is None:
-        tensors = {n: _tensor(n, s, seed, tdtype) for n, s in shapes.items()}
+        tensors = {n: _tensor(n, s, seed, tdtype, init) for n, s in shapes.items()}
         save_file(tensors, str(out_dir / "model.safetensors"), metadata=meta)
         return
     itemsize = torch.empty((), dtype=tdtype).element_size()
@@ -248,7 +249,7 @@ def write_weights(out_dir: Path, shapes: dict[str, tuple[int, ...]], seed: int, 
     weight_map, total = {}, 0
     for k, names in enumerate(shards, start=1):
         fname = f"model-{k:05d}-of-{len(shards):05d}.safetensors"
-        tensors = {n: _tensor(n, shapes[n], seed, tdtype) for n in names}
+        tensors = {n: _tensor(n, shapes[n], seed, tdtype, init) for n in names}
         total += sum(t.numel() * itemsize for t in tensors.values())
         save_file(tensors, str(out_dir / fname), metadata=meta)
         weight_map.update({n: fname for n in names})

@@ -14,7 +14,7 @@ from .training.options import FREEZE, SAVE_DTYPES, TrainOptions
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train or fine-tune a checkpoint on a JSONL manifest")
     p.add_argument("--model", required=True, help="checkpoint to start from (directory or hub id)")
-    p.add_argument("--train", type=Path, required=True, help="training manifest (JSONL)")
+    p.add_argument("--train", type=Path, nargs="+", required=True, help="training manifests (JSONL), one or more")
     p.add_argument("--eval", type=Path, default=None, help="held-out manifest: WER (ASR) or boundary error (aligner)")
     p.add_argument("--out", type=Path, required=True, help="output folder: last/ (resumable), model/, train.log")
     p.add_argument("--resume", action="store_true", help="go on from <out>/last")
@@ -55,7 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     start = args.out / "last" if args.resume else resolve(args.model)
     aligner = read_config(start).is_aligner
-    train = read_manifest(args.train, need_words=aligner)
+    train = [ex for m in args.train for ex in read_manifest(m, need_words=aligner)]
     held_out = read_manifest(args.eval, need_words=aligner) if args.eval else []
     args.out.mkdir(parents=True, exist_ok=True)
     _log_to(args.out / "train.log")

@@ -2,6 +2,7 @@
 bit the uninterrupted one, the exported checkpoint loads here and in the reference package."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -11,11 +12,11 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from asrstream import load_model
+from asrstream import load_aligner, load_model
 from asrstream.decoder.generate import DecodingOptions
 from asrstream.testmodel import make_test_model
 from asrstream.training.augment import NO_AUGMENT, AugmentOptions
-from asrstream.training.fresh import make_fresh_model
+from asrstream.training.fresh import make_fresh_model, warm_start
 from asrstream.training.manifest import read_manifest, write_manifest
 from asrstream.training.options import TrainOptions
 from asrstream.training.trainer import Trainer
@@ -80,7 +81,8 @@ def _weights(folder) -> dict:
 
 
 def test_resume_is_bit_identical(corpus, asr_dir, tmp_path):
-    """Augmented, two batches per step: 3 steps, save, a new Trainer resumes to 6 == 6 straight."""
+    """Augmented, two batches per step: 3 steps, save, a new Trainer resumes to 6 == 6 straight (the
+    resumed one prepares its batches on 3 threads: that must not change anything either)."""
     opts = _opts(steps=6, save_every=3, grad_accum=2, batch_seconds=3.0, augment=AugmentOptions(reverb_prob=0.5))
     train = read_manifest(corpus / "train.jsonl")
     Trainer(asr_dir, tmp_path / "a", train, [], opts).run()
@@ -88,7 +90,7 @@ def test_resume_is_bit_identical(corpus, asr_dir, tmp_path):
     for _ in range(3):
         first.train_step()
     first.save_last()
-    resumed = Trainer(asr_dir, tmp_path / "b", train, [], opts, resume=True)
+    resumed = Trainer(asr_dir, tmp_path / "b", train, [], dataclasses.replace(opts, workers=3), resume=True)
     assert (resumed.step, resumed.epoch, resumed.index) == (first.step, first.epoch, first.index)
     resumed.run()
     a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
@@ -167,7 +169,7 @@ def test_wer_normaliser():
 
 
 def test_a_fresh_compact_model_learns_and_the_reference_transcribes_it_identically(tmp_path):
-    """Our own 300-token BPE with the specials after it: trained from scratch on four clips it says
+    """Our own 300-token BPE with the specials after it: trained from scratch (150 steps) on four clips it says
     them back, and the reference (which stops only at the released eos ids) gives the same text."""
     rows = []
     for k, text in enumerate(SHORT):
@@ -178,7 +180,7 @@ def test_a_fresh_compact_model_learns_and_the_reference_transcribes_it_identical
     vocab = load_model(str(fresh)).cfg.text.vocab_size
     assert vocab <= 300 + 8
     Trainer(fresh, tmp_path / "out", read_manifest(tmp_path / "m.jsonl"), [],
-            _opts(steps=60, lr=3e-3, warmup_steps=5, batch_seconds=8.0)).run()
+            _opts(steps=150, lr=3e-3, warmup_steps=5, batch_seconds=8.0)).run()
     ours = load_model(str(tmp_path / "out" / "model"), dtype="float32")
     ref = reference_asr(str(tmp_path / "out" / "model"), 24)
     for text in SHORT:
@@ -187,3 +189,17 @@ def test_a_fresh_compact_model_learns_and_the_reference_transcribes_it_identical
             expected = ref.transcribe(audio=(wav, SR))[0]
         got = ours.transcribe(wav, options=DecodingOptions(max_new_tokens=24, repeat_limit=0))
         assert got.text == expected.text == text and got.language == expected.language == "English"
+
+
+def test_an_aligner_warm_starts_from_an_asr_model_of_the_same_design(tmp_path):
+    lines = SHORT * 5
+    asr = make_fresh_model(tmp_path / "asr", lines, "asr", bpe_size=300, seed=1)
+    aligner = make_fresh_model(tmp_path / "aligner", lines + ["other text"], "aligner", bpe_size=300, seed=2)
+    copied = warm_start(aligner, asr)
+    a, b = _weights(asr), _weights(aligner)
+    assert copied == len(a) and all(torch.equal(a[k], b[k]) for k in a)
+    assert b["thinker.lm_head.weight"].shape[0] == 5000  # the timestamp head stays fresh
+    assert (aligner / "merges.txt").read_bytes() == (asr / "merges.txt").read_bytes()
+    assert load_aligner(str(aligner), dtype="float32").cfg.classify_num == 5000
+    with pytest.raises(ValueError, match="vocabularies differ"):
+        warm_start(make_fresh_model(tmp_path / "big", lines, "aligner", bpe_size=400), asr)

@@ -14,10 +14,16 @@ the head's classes. Cross-entropy at those positions.
 
 Rows of a batch run packed through the decoder (no padding), each as a whole sequence with `Whole`
 in place of a KV cache.
+
+CTC (optional, ASR from scratch): a linear head on the audio encoder's output, trained with CTC on
+the transcript's tokens (blank = one class past the vocabulary) and mixed into the loss with weight
+`ctc_weight` (hybrid CTC/attention training, as ESPnet does with 0.3). It makes the encoder's frames
+say the tokens early, so the decoder learns to read them many steps sooner than from its own loss
+alone. The head exists only in training: the exported checkpoint is the released layout.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +55,7 @@ class Target:
     ids: list[int]  # the whole sequence, audio placeholders expanded
     positions: list[int]  # where the head's output is scored
     labels: list[int]  # the class (next token, or time class) at each position
+    transcript: list[int] = field(default_factory=list)  # the text's tokens alone (CTC's labels)
 
 
 def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, language: str) -> Target:
@@ -57,7 +64,7 @@ def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, lang
     answer = prompter.encode(f"language {language}{ASR_TAG}{text}") + [im_end] + [pad] * AFTER_END
     ids = prompt + answer
     start = len(prompt) - 1  # the prompt's last token predicts the answer's first
-    return Target(ids, list(range(start, len(ids) - 1)), answer)
+    return Target(ids, list(range(start, len(ids) - 1)), answer, prompter.encode(text))
 
 
 def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float = 1.0) -> Target:
@@ -71,9 +78,10 @@ def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float 
     return Target(ids, slots, labels)
 
 
-def batch_loss(net, mels: list[torch.Tensor], make_target) -> torch.Tensor:
-    """Mean cross-entropy over the batch's scored positions. `make_target(i, n_audio)`
-    gives example i's Target once its encoder output length is known."""
+def batch_loss(net, mels: list[torch.Tensor], make_target, ctc_head=None, ctc_weight: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the batch's scored positions, mixed with CTC on the encoder's output
+    when a `ctc_head` is given. `make_target(i, n_audio)` gives example i's Target once its encoder
+    output length is known."""
     audio = net.thinker.audio_tower(mels)
     targets = [make_target(i, a.shape[0]) for i, a in enumerate(audio)]
     rows = [net.embed(t.ids, a) for t, a in zip(targets, audio)]
@@ -81,4 +89,19 @@ def batch_loss(net, mels: list[torch.Tensor], make_target) -> torch.Tensor:
     picked = torch.cat([h[t.positions] for h, t in zip(hidden, targets)])
     labels = torch.tensor([y for t in targets for y in t.labels], device=picked.device)
     logits = net.logits(picked).float()
-    return F.cross_entropy(logits, labels)
+    loss = F.cross_entropy(logits, labels)
+    if ctc_head is None:
+        return loss
+    return (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_head, audio, [t.transcript for t in targets])
+
+
+def ctc_loss(head, audio: list[torch.Tensor], transcripts: list[list[int]]) -> torch.Tensor:
+    """CTC of the head's per-frame classes (the last is blank) against each transcript, averaged
+    over the batch's target tokens; impossible alignments (too few frames) count zero."""
+    lengths = torch.tensor([a.shape[0] for a in audio])
+    frames = torch.nn.utils.rnn.pad_sequence(audio)  # (T, B, d)
+    logp = head(frames).float().log_softmax(-1)
+    flat = torch.tensor([y for t in transcripts for y in t], dtype=torch.long, device=logp.device)
+    sizes = torch.tensor([len(t) for t in transcripts])
+    total = F.ctc_loss(logp, flat, lengths, sizes, blank=logp.shape[-1] - 1, reduction="sum", zero_infinity=True)
+    return total / max(1, int(sizes.sum()))

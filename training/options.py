@@ -23,16 +23,18 @@ class TrainOptions:
     max_batch: int = 16  # examples per batch, at most
     bf16: bool = True  # bfloat16 autocast (AMX on recent CPUs; CUDA); weights and optimizer stay float32
     freeze: str = ""  # "encoder" or "decoder": train only the other part
+    ctc_weight: float = 0.0  # ASR: weight of a CTC loss on the encoder's output (training-only head; 0: off)
     save_every: int = 200  # steps between resumable checkpoints (<out>/last)
     eval_every: int = 200  # steps between held-out evaluations (0: only at the end)
     log_every: int = 10  # steps between log-file lines
     seed: int = 0  # data order and augmentation
+    workers: int = 1  # threads loading and augmenting a batch's examples (the result does not depend on it)
     eval_max_new_tokens: int = 200  # decoding cap when evaluating
     save_dtype: str = "float32"  # dtype of the exported model (<out>/model)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
     def __post_init__(self):
-        for name in ("steps", "grad_accum", "max_batch", "save_every", "log_every", "eval_max_new_tokens"):
+        for name in ("steps", "grad_accum", "max_batch", "save_every", "log_every", "eval_max_new_tokens", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "eval_every", "clip_norm", "weight_decay"):
@@ -40,6 +42,8 @@ class TrainOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.batch_seconds <= 0:
             raise ValueError("lr and batch_seconds must be > 0 and min_lr_ratio in [0, 1]")
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight}")
         if self.freeze not in FREEZE:
             raise ValueError(f"freeze must be one of {FREEZE}, got {self.freeze!r}")
         if self.save_dtype not in SAVE_DTYPES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,10 @@ class Trainer:
         self.files_from = start
         self.net = _trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
         self.helper = _helper(start, self.cfg, self.net)  # prompter, mel, and inference for evaluation
+        self.ctc_head = _ctc_head(self.cfg, opts, self.device)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
+        if self.ctc_head is not None:
+            self.params += list(self.ctc_head.parameters())
         self.optimizer = torch.optim.AdamW([{"params": [p for p in self.params if p.dim() > 1]},
                                             {"params": [p for p in self.params if p.dim() <= 1], "weight_decay": 0.0}],
                                            lr=opts.lr, betas=opts.betas, weight_decay=opts.weight_decay)
@@ -48,6 +52,7 @@ class Trainer:
         self.step, self.epoch, self.index = 0, 0, 0
         self._batches: list[list[int]] | None = None
         self._audio: dict[Path, np.ndarray] = {}
+        self._pool = ThreadPoolExecutor(opts.workers) if opts.workers > 1 else None
         if resume:
             self._restore(load_state(start))
 
@@ -77,11 +82,13 @@ class Trainer:
 
     def _prepare(self, idx: list[int], epoch: int):
         """(mels, target maker, audio seconds) of a batch, augmented for this epoch."""
-        exs, mels, speeds = [self.train_set[i] for i in idx], [], []
-        for i, ex in zip(idx, exs):
-            wav, speed = augment(self._load(ex), self.opts.augment, example_rng(self.opts.seed, epoch, i))
-            mels.append(self.helper.mel(wav))
-            speeds.append(speed)
+        exs = [self.train_set[i] for i in idx]
+
+        def one(k: int) -> tuple[np.ndarray, float]:
+            return augment(self._load(exs[k]), self.opts.augment, example_rng(self.opts.seed, epoch, idx[k]))
+
+        done = list(self._pool.map(one, range(len(idx))) if self._pool else map(one, range(len(idx))))
+        mels, speeds = [self.helper.mel(wav) for wav, _ in done], [speed for _, speed in done]
         p, cfg = self.helper.prompter, self.cfg
         if cfg.is_aligner:
             def make(k, n):
@@ -99,7 +106,7 @@ class Trainer:
         for _ in range(o.grad_accum):
             mels, make, secs = self._prepare(*self._next_batch())
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16):
-                loss = batch_loss(self.net, mels, make)
+                loss = batch_loss(self.net, mels, make, self.ctc_head, o.ctc_weight)
             (loss / o.grad_accum).backward()
             losses.append(loss.item())
             seconds += secs
@@ -152,6 +159,8 @@ class Trainer:
         state = {"step": self.step, "epoch": self.epoch, "index": self.index,
                  "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "options": {"seed": self.opts.seed, "steps": self.opts.steps}}
+        if self.ctc_head is not None:
+            state["ctc_head"] = self.ctc_head.state_dict()
         save_checkpoint(self.net, self.cfg, self.files_from, self.out / "last", torch.float32, state)
         self.files_from = self.out / "last"
 
@@ -159,6 +168,19 @@ class Trainer:
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ctc_head is not None:
+            if "ctc_head" not in state:
+                raise ValueError("the checkpoint to resume was trained without --ctc-weight; resume with the same options")
+            self.ctc_head.load_state_dict(state["ctc_head"])
+
+
+def _ctc_head(cfg, opts: TrainOptions, device) -> torch.nn.Linear | None:
+    """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank."""
+    if not opts.ctc_weight or cfg.is_aligner:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(opts.seed)
+        return torch.nn.Linear(cfg.audio.output_dim, cfg.text.vocab_size + 1).to(device)
 
 
 def _trainable(net, freeze: str):
