@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# The commands that made the bundled tiny-en checkpoints (models/tiny-en/asr, models/tiny-en/aligner);
-# docs/tiny-en.md has the run's figures and how the corpus was made.
+# The stages that train the tiny-en checkpoints (the small English ASR model and forced aligner of
+# tools/tiny_en.py's design) on the synthetic corpus. Stage 1 ran on an H200 in the first run (the
+# corpus moved there as Ogg/Opus: tools/pack_corpus.py), the rest on 2 CPU cores; every stage runs
+# on either (DEVICE). Progress and figures: issue 7.
 #
-#   tools/train_tiny_en.sh OUT DEVICE ASR_STEPS ALIGNER_STEPS ASR_MANIFEST... -- ALIGNER_MANIFEST...
+#   tools/train_tiny_en.sh DATA OUT STAGE [DEVICE]
 #
-# Both fresh checkpoints get their BPE from the ASR manifests' transcripts. The two trainings run at
-# the same time (on one GPU they share it; on a CPU give each half the cores with --threads).
+# DATA holds en/ and align/ made by stage 0. Each stage reads the previous stage's output in OUT.
 set -euo pipefail
-OUT=$1 DEVICE=$2 ASR_STEPS=$3 ALIGNER_STEPS=$4
-shift 4
-ASR=() ALIGNER=()
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do ASR+=("$1"); shift; done
-shift
-ALIGNER=("$@")
+DATA=$1 OUT=$2 STAGE=$3 DEVICE=${4:-cpu}
 PY=${PYTHON:-python}
-COMMON=(--device "$DEVICE" --save-dtype bfloat16 --warmup-steps 300 --min-lr-ratio 0.05 --lr 1e-3
-        --eval-every 0 --save-every 500 --log-every 25 --workers "${WORKERS:-8}" --reverb-prob 0.2
-        ${EXTRA:-})
-$PY tools/tiny_en.py init "$OUT/asr-init" --kind asr "${ASR[@]}"
-$PY tools/tiny_en.py init "$OUT/aligner-init" --kind aligner "${ASR[@]}"
-$PY -m asrstream train --model "$OUT/asr-init" --train "${ASR[@]}" --out "$OUT/asr" --steps "$ASR_STEPS" \
-    --batch-seconds 240 --max-batch 64 "${COMMON[@]}" > "$OUT/asr.out" 2>&1 &
-asr=$!
-$PY -m asrstream train --model "$OUT/aligner-init" --train "${ALIGNER[@]}" --out "$OUT/aligner" \
-    --steps "$ALIGNER_STEPS" --batch-seconds 120 --max-batch 32 "${COMMON[@]}" > "$OUT/aligner.out" 2>&1 &
-aligner=$!
-wait $asr
-wait $aligner
+ASR=("$DATA/en/train.jsonl" "$DATA/align/train_timed.jsonl")
+COMMON=(--device "$DEVICE" --save-dtype bfloat16 --min-lr-ratio 0.05 --eval-every 0 --save-every 100 --log-every 10
+        --reverb-prob 0.2 ${EXTRA:-})
+[ "$DEVICE" = cpu ] && COMMON+=(--no-bf16 --threads 2 --workers 2) || COMMON+=(--workers 12)
+case $STAGE in
+0)  # the corpora: 48 training voices (slt held out) and an aligner set with exact word times
+    $PY -m asrstream corpus "$DATA/en" --utterances 7000 --held-out-utterances 200 --workers 2
+    $PY -m asrstream corpus "$DATA/align" --voices festival-kal festival-ked --held-out festival-slt \
+        --utterances 1500 --held-out-utterances 200 --workers 2 ;;
+1)  # a fresh ASR checkpoint (BPE on the training transcripts), trained from scratch with CTC
+    $PY tools/tiny_en.py init "$OUT/asr-init" --kind asr "${ASR[@]}"
+    $PY -m asrstream train --model "$OUT/asr-init" --train "${ASR[@]}" --out "$OUT/asr1" --steps 340 \
+        --batch-seconds 240 --max-batch 64 --lr 1e-3 --warmup-steps 60 --ctc-weight 0.3 "${COMMON[@]}" ;;
+2)  # the same, continued on more audio per epoch
+    $PY -m asrstream train --model "$OUT/asr1/model" --train "${ASR[@]}" --out "$OUT/asr2" --steps ${ASR_STEPS:-1900} \
+        --batch-seconds 120 --max-batch 32 --lr 1e-3 --warmup-steps 50 --ctc-weight 0.3 "${COMMON[@]}" ;;
+3)  # the aligner: warm start from the ASR model, trained on festival's exact word times
+    $PY tools/tiny_en.py init "$OUT/aligner-init" --kind aligner "${ASR[@]}" --from "$OUT/asr2/model"
+    $PY -m asrstream train --model "$OUT/aligner-init" --train "$DATA/align/train_timed.jsonl" --out "$OUT/aligner" \
+        --steps ${ALIGNER_STEPS:-1000} --batch-seconds 60 --max-batch 32 --lr 5e-4 --warmup-steps 50 "${COMMON[@]}" ;;
+*)  echo "stage must be 0-3" >&2; exit 2 ;;
+esac
