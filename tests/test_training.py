@@ -203,3 +203,26 @@ def test_an_aligner_warm_starts_from_an_asr_model_of_the_same_design(tmp_path):
     assert load_aligner(str(aligner), dtype="float32").cfg.classify_num == 5000
     with pytest.raises(ValueError, match="vocabularies differ"):
         warm_start(make_fresh_model(tmp_path / "big", lines, "aligner", bpe_size=400), asr)
+
+
+def test_the_ctc_head_trains_resumes_exactly_and_is_not_exported(corpus, tmp_path):
+    fresh = make_fresh_model(tmp_path / "fresh", SHORT * 5, "asr", bpe_size=300)
+    train = read_manifest(corpus / "train.jsonl")
+    opts = _opts(steps=4, save_every=2, ctc_weight=0.3)
+    Trainer(fresh, tmp_path / "a", train, [], opts).run()
+    first = Trainer(fresh, tmp_path / "b", train, [], opts)
+    head = first.ctc_head.weight.detach().clone()
+    first.train_step(), first.train_step()
+    assert not torch.equal(head, first.ctc_head.weight)  # the head is optimised
+    first.save_last()
+    resumed = Trainer(fresh, tmp_path / "b", train, [], opts, resume=True)
+    assert torch.equal(resumed.ctc_head.weight, first.ctc_head.weight)
+    resumed.run()
+    a, b = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _weights(tmp_path / "a" / "model").keys() == _weights(fresh).keys()  # the released layout only
+    Trainer(fresh, tmp_path / "c", train, [], _opts(steps=1)).run()
+    with pytest.raises(ValueError, match="without --ctc-weight"):
+        Trainer(fresh, tmp_path / "c", train, [], opts, resume=True)
+    with pytest.raises(ValueError, match="applies to ASR"):
+        Trainer(make_fresh_model(tmp_path / "al", SHORT * 5, "aligner", bpe_size=300), tmp_path / "d", train, [], opts)

@@ -165,19 +165,22 @@ class Trainer:
         self.files_from = self.out / "last"
 
     def _restore(self, state: dict) -> None:
+        if ("ctc_head" in state) != (self.ctc_head is not None):
+            trained = "with" if "ctc_head" in state else "without"
+            raise ValueError(f"the checkpoint to resume was trained {trained} --ctc-weight; resume with the same options")
         self.step, self.epoch, self.index = state["step"], state["epoch"], state["index"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.ctc_head is not None:
-            if "ctc_head" not in state:
-                raise ValueError("the checkpoint to resume was trained without --ctc-weight; resume with the same options")
             self.ctc_head.load_state_dict(state["ctc_head"])
 
 
 def _ctc_head(cfg, opts: TrainOptions, device) -> torch.nn.Linear | None:
     """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank."""
-    if not opts.ctc_weight or cfg.is_aligner:
+    if not opts.ctc_weight:
         return None
+    if cfg.is_aligner:
+        raise ValueError("ctc_weight applies to ASR checkpoints; an aligner has no transcript head to help")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)
         return torch.nn.Linear(cfg.audio.output_dim, cfg.text.vocab_size + 1).to(device)
