@@ -11,7 +11,6 @@ import resource
 import ssl
 import subprocess
 import threading
-import time
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -46,6 +45,8 @@ def _user_cpu() -> float:
     direct memory reclaim (this kernel has no IRQ time accounting), which once put 0.289 s of
     "CPU" into a lag-probe step of a few microseconds of Python in CI."""
     return resource.getrusage(resource.RUSAGE_THREAD).ru_utime
+
+
 SERVER_CODE = [str(Path(m.__file__).parent) + os.sep for m in (protocol, streaming)]
 LOOP_LAG: Counter = Counter()  # across the suite: every test server's lag-probe histogram, merged
 
@@ -78,10 +79,11 @@ async def running(engine, **settings):
 @contextlib.contextmanager
 def _loop_discipline():
     """Debug mode on the running loop; yields the list of faults: callbacks of the server's code that
-    used over SLOW_CALLBACK (REPEATS times at one code site) of the loop thread's user-mode CPU (CPU, not wall time: waiting for the
-    GIL or for a core on a busy machine is not the callback's doing, nor is a garbage collection that
-    started inside it or kernel work charged to the thread; the lag probe measures those), and torch
-    calls (model code) outside the test's task. Test-side clients share the loop and are not counted."""
+    used over SLOW_CALLBACK (REPEATS times at one code site) of the loop thread's user-mode CPU (CPU,
+    not wall time: waiting for the GIL or for a core on a busy machine is not the callback's doing,
+    nor is a garbage collection that started inside it or kernel work charged to the thread; the
+    lag probe measures those), and torch calls (model code) outside the test's task. Test-side
+    clients share the loop and are not counted."""
     loop, me = asyncio.get_running_loop(), asyncio.current_task()
     faults: list[str] = []
     slow: defaultdict[str, list[str]] = defaultdict(list)  # code site -> its slow callbacks

@@ -44,7 +44,9 @@ def test_every_engine_speaks_at_16khz_with_speed_control(engine):
     v = next(x for x in VOICES if x.engine == engine)
     text = "Streaming speech recognition turns spoken words into text."
     (slow, words), (fast, _) = synthesize(v, [text, text], [0.85, 1.2], [0.0, 0.0])
-    assert 0.5 < np.abs(slow).max() <= 0.91 and len(fast) < 0.85 * len(slow)
+    # Nominal ratio 0.85 / 1.2 = 0.71. Piper's duration predictor samples (noise_w) and rounds each
+    # phoneme to whole frames, so its ratio was 0.81-0.87 over 10 runs; without speed control it is ~1.
+    assert 0.5 < np.abs(slow).max() <= 0.91 and len(fast) < 0.92 * len(slow)
     assert (words is not None) == v.timed
 
 
