@@ -33,11 +33,14 @@ def add_train(sub) -> None:
             p.add_argument(flag, type=type(value), default=value, choices=choices, help=f"default {value!r}")
     p.add_argument("--no-augment", action="store_true", help="train on the audio as it is")
     p.add_argument("--reverb-prob", type=float, default=0.0, help="share of examples with synthetic reverb")
+    p.add_argument("--vtlp", type=float, default=0.0, metavar="V",
+                   help="vocal tract length perturbation: a frequency warp in [1-V, 1+V] per example "
+                        "(0-0.3; default 0: off)")
     p.set_defaults(func=run_train)
 
 
 def options(args: argparse.Namespace) -> TrainOptions:
-    aug = NO_AUGMENT if args.no_augment else AugmentOptions(reverb_prob=args.reverb_prob)
+    aug = NO_AUGMENT if args.no_augment else AugmentOptions(reverb_prob=args.reverb_prob, vtlp=args.vtlp)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
               if f.name not in ("augment", "betas")}
     return TrainOptions(**values, augment=aug)

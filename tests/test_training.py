@@ -156,10 +156,11 @@ def test_aligner_manifest_needs_words(corpus):
         read_manifest(corpus / "nowords.jsonl", need_words=True)
 
 
-def test_cli_bad_option_is_one_line(tmp_path):
+@pytest.mark.parametrize("bad, field", [(["--grad-accum", "0"], "grad_accum"), (["--vtlp", "0.5"], "vtlp")])
+def test_cli_bad_option_is_one_line(tmp_path, bad, field):
     r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", "x", "--train", str(tmp_path / "no.jsonl"),
-                        "--out", str(tmp_path / "o"), "--grad-accum", "0"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "grad_accum" in r.stderr
+                        "--out", str(tmp_path / "o"), *bad], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and field in r.stderr
 
 
 def test_wer_normaliser():

@@ -4,11 +4,13 @@ Each example of each epoch draws from its own generator seeded by (seed, epoch, 
 resumed run augments exactly as an uninterrupted one. Speed perturbation resamples (pitch and tempo
 change together, as in Kaldi's 0.9/1.0/1.1 recipe) and scales word times with it; gain is in dB;
 noise is white or pink at a random SNR; reverb convolves with a synthetic exponentially decaying
-impulse response of a random RT60.
+impulse response of a random RT60; vocal tract length perturbation (VTLP) draws a frequency warp
+factor that the features apply (encoder/features.py: formants and harmonics move, tempo does not).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,10 +25,13 @@ class AugmentOptions:
     snr_db: tuple[float, float] = (10.0, 40.0)  # noise level range
     reverb_prob: float = 0.0  # share of examples with reverb (optional: off by default)
     rt60: tuple[float, float] = (0.2, 0.8)  # seconds
+    vtlp: float = 0.0  # frequency warp drawn in [1 - vtlp, 1 + vtlp] per example, in steps of 0.01 (0: off)
 
     def __post_init__(self):
         if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
             raise ValueError(f"speeds must be factors in [0.5, 2], got {self.speeds}")
+        if not 0.0 <= self.vtlp <= 0.3:
+            raise ValueError(f"vtlp must be in [0, 0.3], got {self.vtlp}")
         for name in ("noise_prob", "reverb_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -39,8 +44,13 @@ def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
 
 
-def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """(augmented float32 audio, speed factor): word times t become t / speed."""
+class Augmented(NamedTuple):
+    wav: np.ndarray  # float32 audio
+    speed: float  # word times t become t / speed
+    warp: float  # the features' VTLP factor (LogMel(wav, warp))
+
+
+def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> Augmented:
     speed = float(rng.choice(opts.speeds))
     if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
         import soxr  # a server/train dependency: the client-side CLI never imports it
@@ -51,7 +61,9 @@ def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> 
         wav = wav + _noise(len(wav), rng) * _rms(wav) / 10 ** (rng.uniform(*opts.snr_db) / 20)
     if opts.gain_db:
         wav = wav * 10 ** (rng.uniform(-opts.gain_db, opts.gain_db) / 20)
-    return np.clip(wav, -1.0, 1.0).astype(np.float32), speed
+    warp = round(float(rng.uniform(1 - opts.vtlp, 1 + opts.vtlp)), 2) if opts.vtlp else 1.0  # drawn last:
+    # without VTLP every other draw is what it was before the option existed (resumes stay exact)
+    return Augmented(np.clip(wav, -1.0, 1.0).astype(np.float32), speed, warp)
 
 
 def _rms(x: np.ndarray) -> float:
