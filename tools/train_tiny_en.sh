@@ -26,9 +26,15 @@ case $STAGE in
 2)  # the same, continued on more audio per epoch
     $PY -m asrstream train --model "$OUT/asr1/model" --train "${ASR[@]}" --out "$OUT/asr2" --steps ${ASR_STEPS:-1900} \
         --batch-seconds 120 --max-batch 32 --lr 1e-3 --warmup-steps 50 --ctc-weight 0.3 "${COMMON[@]}" ;;
+2r) # stage 2 continued past its schedule: --resume with a longer --steps (the cosine goes on from where
+    # the longer schedule stands at that step) and VTLP, for voices with shorter vocal tracts than most
+    # training voices (the held-out voice is female; the training voices are mostly male)
+    $PY -m asrstream train --model "$OUT/asr1/model" --train "${ASR[@]}" --out "$OUT/asr2" --resume \
+        --steps ${ASR_STEPS:-4800} --batch-seconds 120 --max-batch 32 --lr ${ASR_LR:-8e-4} --warmup-steps 50 \
+        --ctc-weight 0.3 --vtlp 0.2 "${COMMON[@]}" ;;
 3)  # the aligner: warm start from the ASR model, trained on festival's exact word times
     $PY tools/tiny_en.py init "$OUT/aligner-init" --kind aligner "${ASR[@]}" --from "$OUT/asr2/model"
     $PY -m asrstream train --model "$OUT/aligner-init" --train "$DATA/align/train_timed.jsonl" --out "$OUT/aligner" \
         --steps ${ALIGNER_STEPS:-1000} --batch-seconds 60 --max-batch 32 --lr 5e-4 --warmup-steps 50 "${COMMON[@]}" ;;
-*)  echo "stage must be 0-3" >&2; exit 2 ;;
+*)  echo "stage must be 0, 1, 2, 2r or 3" >&2; exit 2 ;;
 esac
