@@ -51,6 +51,7 @@ class Augmented(NamedTuple):
 
 
 def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> Augmented:
+    """One example's augmentation; draws from `rng` in a fixed order (speed, reverb, noise, gain, warp)."""
     speed = float(rng.choice(opts.speeds))
     if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
         import soxr  # a server/train dependency: the client-side CLI never imports it
