@@ -18,6 +18,9 @@ def add_train(sub) -> None:
     p.add_argument("--eval", type=Path, default=None, help="held-out manifest: WER (ASR) or boundary error (aligner)")
     p.add_argument("--out", type=Path, required=True, help="output folder: last/ (resumable), model/, train.log")
     p.add_argument("--resume", action="store_true", help="go on from <out>/last")
+    p.add_argument("--ctc-head-from", type=Path, default=None, metavar="STATE",
+                   help="with --ctc-weight: start the CTC head from a previous run's <out>/last/training_state.pt "
+                        "(a warm start from that run's exported model keeps its head)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     defaults = TrainOptions()
@@ -62,7 +65,7 @@ def run_train(args: argparse.Namespace) -> int:
     held_out = read_manifest(args.eval, need_words=aligner) if args.eval else []
     args.out.mkdir(parents=True, exist_ok=True)
     _log_to(args.out / "train.log")
-    trainer = Trainer(args.model, args.out, train, held_out, opts, args.device, args.resume)
+    trainer = Trainer(args.model, args.out, train, held_out, opts, args.device, args.resume, args.ctc_head_from)
     result = trainer.run()
     print(f"model: {args.out / 'model'}" + "".join(f"  {k} {v:.4g}" for k, v in result.items()))
     return 0

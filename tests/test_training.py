@@ -227,3 +227,24 @@ def test_the_ctc_head_trains_resumes_exactly_and_is_not_exported(corpus, tmp_pat
         Trainer(fresh, tmp_path / "c", train, [], opts, resume=True)
     with pytest.raises(ValueError, match="applies to ASR"):
         Trainer(make_fresh_model(tmp_path / "al", SHORT * 5, "aligner", bpe_size=300), tmp_path / "d", train, [], opts)
+
+
+def test_a_warm_start_takes_the_ctc_head_a_previous_run_saved(corpus, tmp_path):
+    fresh = make_fresh_model(tmp_path / "fresh", SHORT * 5, "asr", bpe_size=300)
+    train = read_manifest(corpus / "train.jsonl")
+    opts = _opts(steps=2, ctc_weight=0.3)
+    Trainer(fresh, tmp_path / "a", train, [], opts).run()
+    state = tmp_path / "a" / "last" / "training_state.pt"
+    saved = torch.load(state, weights_only=True)["ctc_head"]
+    warm = Trainer(tmp_path / "a" / "model", tmp_path / "b", train, [], opts, ctc_head_from=state)
+    assert all(torch.equal(v, warm.ctc_head.state_dict()[k]) for k, v in saved.items())
+    cold = Trainer(tmp_path / "a" / "model", tmp_path / "c", train, [], opts)
+    assert not torch.equal(saved["weight"], cold.ctc_head.weight)
+    other = make_fresh_model(tmp_path / "other", SHORT * 5, "asr", bpe_size=260)
+    for model, src, kw, match in [(other, state, opts, "does not fit"), (fresh, tmp_path / "nope.pt", opts, "not a file"),
+                                  (fresh, state, _opts(steps=2), "needs --ctc-weight")]:
+        with pytest.raises(ValueError, match=match):
+            Trainer(model, tmp_path / "d", train, [], kw, ctc_head_from=src)
+    torch.save({"step": 3}, tmp_path / "headless.pt")
+    with pytest.raises(ValueError, match="holds no CTC head"):
+        Trainer(fresh, tmp_path / "d", train, [], opts, ctc_head_from=tmp_path / "headless.pt")

@@ -33,7 +33,7 @@ log = logging.getLogger("asrstream.train")
 
 class Trainer:
     def __init__(self, model: str | Path, out: Path, train: list[Example], held_out: list[Example],
-                 opts: TrainOptions, device: str = "cpu", resume: bool = False):
+                 opts: TrainOptions, device: str = "cpu", resume: bool = False, ctc_head_from: Path | None = None):
         self.out, self.train_set, self.held_out, self.opts = Path(out), train, held_out, opts
         self.device = torch.device(device)
         start = self.out / "last" if resume else resolve(model)
@@ -41,7 +41,7 @@ class Trainer:
         self.files_from = start
         self.net = _trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
         self.helper = _helper(start, self.cfg, self.net)  # prompter, mel, and inference for evaluation
-        self.ctc_head = _ctc_head(self.cfg, opts, self.device)
+        self.ctc_head = _ctc_head(self.cfg, opts, self.device, ctc_head_from)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         if self.ctc_head is not None:
             self.params += list(self.ctc_head.parameters())
@@ -175,15 +175,30 @@ class Trainer:
             self.ctc_head.load_state_dict(state["ctc_head"])
 
 
-def _ctc_head(cfg, opts: TrainOptions, device) -> torch.nn.Linear | None:
-    """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank."""
+def _ctc_head(cfg, opts: TrainOptions, device, source: Path | None = None) -> torch.nn.Linear | None:
+    """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank; fresh, or
+    the one a previous run saved (`source`: a file with a "ctc_head" entry, such as <out>/last's
+    training_state.pt), so a warm start from that run's exported model keeps its CTC head."""
     if not opts.ctc_weight:
+        if source is not None:
+            raise ValueError("a CTC head to start from needs --ctc-weight > 0")
         return None
     if cfg.is_aligner:
         raise ValueError("ctc_weight applies to ASR checkpoints; an aligner has no transcript head to help")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)
-        return torch.nn.Linear(cfg.audio.output_dim, cfg.text.vocab_size + 1).to(device)
+        head = torch.nn.Linear(cfg.audio.output_dim, cfg.text.vocab_size + 1)
+    if source is not None:
+        if not Path(source).is_file():
+            raise ValueError(f"no CTC head to start from: {source} is not a file")
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "ctc_head" not in state:
+            raise ValueError(f"{source} holds no CTC head (a training_state.pt of a run with --ctc-weight does)")
+        try:
+            head.load_state_dict(state["ctc_head"])
+        except RuntimeError:
+            raise ValueError(f"the CTC head in {source} does not fit this checkpoint's encoder and vocabulary") from None
+    return head.to(device)
 
 
 def _trainable(net, freeze: str):
