@@ -1,7 +1,8 @@
-"""The synthetic corpus: text normalised for speaking, every voice engine speaks, festival word times
-line up with the aligner's word units, the held-out speaker and sentences stay out of training."""
+"""The synthetic corpus: text normalised for speaking, every voice engine speaks, festival and espeak
+word times line up with the aligner's word units and the speech, the held-out speaker and sentences stay out of training."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -50,14 +51,55 @@ def test_every_engine_speaks_at_16khz_with_speed_control(engine):
     assert (words is not None) == v.timed
 
 
-def test_festival_word_times_are_the_aligner_units_in_order_inside_the_audio():
-    text = "It was the twenty-third of May, don't you know? Mister O'Neill's cat."
-    (wav, words), = synthesize(voice("festival-slt"), [text], [1.0], [0.0])
+@pytest.mark.parametrize("name,text", [
+    ("festival-slt", "It was the twenty-third of May, don't you know? Mister O'Neill's cat."),
+    ("espeak-en-us+m3", "Rain fell on May twenty-third, don't you know? Mister O'Neill's cat."),
+])
+def test_word_times_are_the_aligner_units_in_order_inside_the_audio(name, text):
+    (wav, words), = synthesize(voice(name), [text], [1.0], [0.0])
     assert [w["word"] for w in words] == split_words(text, "English")
     starts, ends = [w["start"] for w in words], [w["end"] for w in words]
     assert all(a < b for a, b in zip(starts, ends)) and starts == sorted(starts)
     assert all(b <= a for b, a in zip(ends, starts[1:]))
-    assert 0 < starts[0] and ends[-1] <= len(wav) / 16000
+    assert 0 <= starts[0] and ends[-1] <= len(wav) / 16000
+
+
+@pytest.mark.parametrize("name", ["espeak-en-us+f2", "espeak-en-gb-scotland+m7"])
+def test_espeak_word_times_fall_on_the_speech_and_pauses_fall_between_words(name):
+    (wav, words), = synthesize(voice(name), ["Hello there. Good morning, my old friend. See you soon."], [1.0], [0.0])
+
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(wav[int(a * 16000) : int(b * 16000)] ** 2)))
+
+    assert min(rms(w["start"], w["end"]) for w in words) > 0.05
+    pauses = [(a["end"], b["start"]) for a, b in zip(words, words[1:]) if b["start"] - a["end"] >= 0.05]
+    assert len(pauses) >= 3  # after "there.", "morning," and "friend."
+    assert all(rms(a, b) < 0.01 for a, b in pauses)
+
+
+def test_espeak_leaves_untimed_what_it_does_not_time_word_by_word():
+    # espeak-ng gives "the" here no event of its own ("was the" is one word to it): no times, not wrong ones
+    (wav, words), = synthesize(voice("espeak-en-us+m3"), ["It was the twenty-third of May."], [1.0], [0.0])
+    assert words is None and len(wav) > 16000
+
+
+def test_espeak_through_its_library_sounds_as_its_command_line_does():
+    # in a fresh process: the library keeps some state between texts (a clause after a question can
+    # gain a short pause), which moves its word events with the audio, so times stay right
+    text = "Streaming speech recognition turns spoken words into text."
+    code = ("import sys; from asrstream.training.espeak import speak; "
+            f"a, sr, _ = speak('en-us+f4', {text!r}, 180, 60); sys.stdout.buffer.write(a.tobytes())")
+    lib = np.frombuffer(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout, np.int16)
+    cli = subprocess.run(["espeak-ng", "-v", "en-us+f4", "-s", "180", "-p", "60", "--stdout", text],
+                         capture_output=True, check=True).stdout
+    ref, _ = sf.read(io.BytesIO(cli), dtype="int16")
+    n = min(len(lib), len(ref))
+    assert n > 0.9 * len(ref) and np.array_equal(lib[:n], ref[:n])
+    from asrstream.training.espeak import speak
+
+    with pytest.raises(ValueError, match="no voice"):
+        speak("xx-nobody", text, 180, 60)
+
 
 
 def test_corpus_keeps_the_held_out_speaker_and_sentences_out_of_training(tmp_path):

@@ -4,12 +4,12 @@ Policy. Sentences are shuffled with the seed and split: the held-out set's sente
 training. Training utterances go round-robin over the training voices, each with a random speed
 (0.85-1.2x) and pitch shift; held-out voices (default: the slt speaker, both its festival HTS and
 flite versions) speak only the held-out sentences, so evaluation measures an unseen speaker on
-unseen text. Festival voices give exact word times. Output, under OUT:
+unseen text. Festival and espeak-ng voices give exact word times. Output, under OUT:
     wav/<voice>/<n>.wav   16 kHz mono 16-bit PCM
     train.jsonl           training voices (manifest format of manifest.py, plus voice, speed)
     heldout.jsonl         held-out voices on held-out sentences
     dev.jsonl             training voices on held-out sentences (tracks text generalisation)
-    train_timed.jsonl, heldout_timed.jsonl   the utterances with word times (festival voices), for the aligner
+    train_timed.jsonl, heldout_timed.jsonl   the utterances with word times (festival, espeak-ng), for the aligner
 """
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Offline English TTS voices installed from Debian and PyPI, behind one interface.
 
 Every voice turns a list of sentences into 16 kHz float32 audio, with a speed factor (>1: faster)
-and, where the engine has one, a pitch shift. Festival voices also give word times from the
-utterance structure (exact: they are where the synthesiser put each word), mapped onto the word
-units the aligner uses (`split_words`). Engines:
-- espeak-ng (Debian `espeak-ng`): English accents x voice variants; formant synthesis.
+and, where the engine has one, a pitch shift. Festival and espeak-ng voices also give word times
+(exact: where the synthesiser put each word; festival's utterance structure, espeak-ng's synthesis
+events, espeak.py), mapped onto the word units the aligner uses (`split_words`). Engines:
+- espeak-ng (Debian `libespeak-ng1`, through its library): English accents x voice variants;
+  formant synthesis.
 - flite (Debian `flite`): CMU voices built in (kal16, awb, rms, slt).
 - Festival (Debian `festival`, `festvox-kallpc16k`, `festvox-kdlpc16k`, `festvox-us-slt-hts`):
   kal and ked diphone voices, the slt HTS voice; one process synthesises a whole batch.
@@ -24,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from ..decoder.words import split_words
+from .espeak import speak
 
 SR = 16000
 
@@ -37,7 +39,7 @@ class Voice:
 
     @property
     def timed(self) -> bool:
-        return self.engine == "festival"
+        return self.engine in ("festival", "espeak")
 
 
 ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
@@ -61,7 +63,9 @@ def synthesize(v: Voice, texts: list[str], speeds: list[float], pitches: list[fl
     """(16 kHz audio, word times or None) per text. pitch: semitones-like shift in [-1, 1]."""
     if v.engine == "festival":
         return _festival(v, texts, speeds)
-    one = {"espeak": _espeak, "flite": _flite, "piper": _piper}[v.engine]
+    if v.engine == "espeak":
+        return [_espeak(v, t, s, p) for t, s, p in zip(texts, speeds, pitches)]
+    one = {"flite": _flite, "piper": _piper}[v.engine]
     return [(one(v, t, s, p), None) for t, s, p in zip(texts, speeds, pitches)]
 
 
@@ -81,11 +85,9 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
         raise RuntimeError(f"{cmd[0]} is not installed (Debian package {cmd[0]})") from None
 
 
-def _espeak(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
-    r = _run(["espeak-ng", "-v", v.voice, "-s", str(round(165 * speed)), "-p", str(round(50 + 30 * pitch)),
-              "--stdout", text])
-    wav, sr = sf.read(io.BytesIO(r.stdout), dtype="float32")
-    return _to_16k(wav, sr)
+def _espeak(v: Voice, text: str, speed: float, pitch: float) -> tuple[np.ndarray, list[dict] | None]:
+    audio, sr, words = speak(v.voice, text, round(165 * speed), round(50 + 30 * pitch))
+    return _to_16k(audio.astype(np.float32) / 32768, sr), _units(text, words)
 
 
 def _flite(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
