@@ -84,32 +84,35 @@ def speak(voice: str, text: str, rate: int, pitch: int) -> tuple[np.ndarray, int
 
 def _word_times(data: bytes, events: list, duration: float) -> list[tuple[str, float, float]]:
     """Each WORD event's text, its start, and the start of the phoneme after its last spoken one."""
-    out: list[list] = []
-    events, last = [e for e in events if e[0] != WORD or e[3] > 0], 0
-    for i, e in enumerate(events):  # a stray empty WORD event can point back into the text: drop it
-        if e[0] == WORD:
-            if e[2] <= last:
-                events[i] = (-1, *e[1:])
-            last = max(last, e[2])
+    events = _real_words(events)
     starts = [pos - 1 for kind, _, pos, _, _ in events if kind == WORD] + [len(data)]  # positions count from 1
-    for kind, ms, pos, _, name in events:
+    out: list[list] = []  # [text, start, end or None, whether a spoken phoneme came yet]
+    for kind, ms, _, _, name in events:
         if kind == WORD:
             # the text up to the next WORD event: the library's lengths stop at "-" and "'", and it
             # gives some unstressed words no event of their own ("was the" is one), so that
             # utterance's words cannot be told apart and the caller leaves it untimed
-            word = data[starts[len(out)] : starts[len(out) + 1]].decode("utf-8", "replace").strip()
-            out.append([word, ms / 1000, None, False])
+            text = data[starts[len(out)] : starts[len(out) + 1]].decode("utf-8", "replace").strip()
+            out.append([text, ms / 1000, None, False])
         elif out and kind in (PHONEME, END, MSG_TERMINATED):
-            last = out[-1]
-            if last[3] and last[2] is None:
-                last[2] = ms / 1000  # the phoneme after the word's last spoken one starts here
-            if kind == PHONEME:
-                spoken = not name.startswith("_")
-                if spoken:
-                    last[2], last[3] = None, True
-    for w in out:
-        if w[2] is None:
-            w[2] = duration
-    for a, b in zip(out, out[1:]):
-        a[2] = min(a[2], b[1])
+            word = out[-1]
+            if word[3] and word[2] is None:
+                word[2] = ms / 1000  # the phoneme after the word's last spoken one starts here
+            if kind == PHONEME and not name.startswith("_"):  # a spoken phoneme: the word goes on
+                word[2], word[3] = None, True
+    for a, b in zip(out, out[1:] + [[None, duration]]):
+        a[2] = min(a[2] if a[2] is not None else duration, b[1])
     return [(w, s, e) for w, s, e, _ in out]
+
+
+def _real_words(events: list) -> list:
+    """The events without stray WORD events (empty, or pointing back into the text: seen after a
+    question, when the library sometimes repeats a clause's start)."""
+    kept, seen = [], 0
+    for e in events:
+        if e[0] == WORD:
+            if e[3] == 0 or e[2] <= seen:
+                continue
+            seen = e[2]
+        kept.append(e)
+    return kept
