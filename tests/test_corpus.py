@@ -1,5 +1,6 @@
-"""The synthetic corpus: text normalised for speaking, every voice engine speaks, festival and espeak
-word times line up with the aligner's word units and the speech, the held-out speaker and sentences stay out of training."""
+"""The synthetic corpus: text normalised for speaking, every voice engine speaks, festival, espeak and
+Kokoro word times line up with the aligner's word units and the speech, the held-out speaker and
+sentences stay out of training."""
 from __future__ import annotations
 
 import io
@@ -40,7 +41,7 @@ def test_fortune_sentences_are_many_clean_and_distinct():
     assert all(normalize_for_speech(x) == x for x in s[:500])
 
 
-@pytest.mark.parametrize("engine", ["espeak", "flite", "festival", "piper"])
+@pytest.mark.parametrize("engine", ["espeak", "flite", "festival", "piper", "kokoro"])
 def test_every_engine_speaks_at_16khz_with_speed_control(engine):
     v = next(x for x in VOICES if x.engine == engine)
     text = "Streaming speech recognition turns spoken words into text."
@@ -54,6 +55,8 @@ def test_every_engine_speaks_at_16khz_with_speed_control(engine):
 @pytest.mark.parametrize("name,text", [
     ("festival-slt", "It was the twenty-third of May, don't you know? Mister O'Neill's cat."),
     ("espeak-en-us+m3", "Rain fell on May twenty-third, don't you know? Mister O'Neill's cat."),
+    ("kokoro-af_heart", "It was the twenty-third of May, don't you know? Mister O'Neill's cat."),
+    ("kokoro-bm_george", "It was the twenty-third of May, don't you know? Mister O'Neill's cat."),
 ])
 def test_word_times_are_the_aligner_units_in_order_inside_the_audio(name, text):
     (wav, words), = synthesize(voice(name), [text], [1.0], [0.0])
@@ -108,7 +111,7 @@ def test_corpus_keeps_the_held_out_speaker_and_sentences_out_of_training(tmp_pat
     rows = {s: [json.loads(x) for x in (tmp_path / f"{s}.jsonl").read_text().splitlines()] for s in counts}
     assert {r["voice"] for r in rows["heldout"]} == {"festival-slt", "flite-slt"}
     assert not {r["voice"] for r in rows["train"] + rows["dev"]} & {"festival-slt", "flite-slt"}
-    assert len({r["voice"] for r in rows["train"]}) == 24  # round-robin over the 48 training voices
+    assert len({r["voice"] for r in rows["train"]}) == 24  # round-robin over the 76 training voices
     assert not {r["text"] for r in rows["train"]} & {r["text"] for r in rows["heldout"] + rows["dev"]}
     for split in counts:
         for ex in read_manifest(tmp_path / f"{split}.jsonl"):

