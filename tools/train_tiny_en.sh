@@ -64,5 +64,22 @@ sys.stdout.write(''.join(l for l in open('$E/train.jsonl') if json.loads(l)['voi
     $PY -m asrstream train --model "$OUT/aligner6-init" --train "$DATA/align/train_timed.jsonl" \
         "$DATA/al2/train_timed.jsonl" "$DATA/en3/train_timed.jsonl" --out "$OUT/aligner6" \
         --steps ${ALIGNER_STEPS:-1000} --batch-seconds 60 --max-batch 32 --lr 5e-4 --warmup-steps 50 "${COMMON[@]}" ;;
-*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5 or 6" >&2; exit 2 ;;
+7c) # natural voices: 27 Kokoro voices (American and British, 15 female) on the first 1,100 en3 training
+    # sentences, timed; Kokoro's af_heart joins slt as a held-out voice (on the same held-out sentences)
+    V=$($PY -c "from asrstream.training.voices import VOICES
+print(' '.join(v.name for v in VOICES if v.engine == 'kokoro' and v.name != 'kokoro-af_heart'))")
+    $PY -m asrstream corpus "$DATA/kk2" --utterances 1100 --held-out-utterances 200 \
+        --held-out festival-slt flite-slt kokoro-af_heart --voices $V --workers 2 ;;
+7)  # warm start from stage 5 (its last fp32 state and CTC head), adding the 27 Kokoro voices x4
+    E=$DATA/en3 NAT=$DATA/en3/train_natural.jsonl K=$DATA/kk2/train.jsonl
+    $PY -m asrstream train "${COMMON[@]}" --model "$OUT/asr5/last" --ctc-head-from "$OUT/asr5/last/training_state.pt" \
+        --train "$E/train.jsonl" "$NAT" "$NAT" "$DATA/align/train_timed.jsonl" "$K" "$K" "$K" "$K" --out "$OUT/asr7" \
+        --steps ${STEPS:-800} --batch-seconds 120 --max-batch 32 --lr 1.5e-4 --warmup-steps 20 --min-lr-ratio 0.2 \
+        --ctc-weight 0.5 --vtlp 0.2 ;;
+8)  # the stage 6 aligner goes on with Kokoro's word times added (71 timed voices)
+    $PY -m asrstream train --model "$OUT/aligner6/last" --train "$DATA/align/train_timed.jsonl" \
+        "$DATA/al2/train_timed.jsonl" "$DATA/en3/train_timed.jsonl" "$DATA/kk2/train_timed.jsonl" \
+        "$DATA/kk2/train_timed.jsonl" --out "$OUT/aligner8" --steps ${ALIGNER_STEPS:-600} --batch-seconds 60 \
+        --max-batch 32 --lr 3e-4 --warmup-steps 30 "${COMMON[@]}" ;;
+*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5, 6, 7c, 7 or 8" >&2; exit 2 ;;
 esac

@@ -63,6 +63,11 @@ def american(name: str) -> bool:
     return name in AMERICAN
 
 
+def _accent(us: bool) -> str:
+    """The espeak-ng voice whose phonemes an American (us) or a British Kokoro voice expects."""
+    return "en-us" if us else "en-gb-x-rp"
+
+
 def speak(name: str, text: str, speed: float) -> tuple[np.ndarray, int, list[tuple[str, float, float]] | None]:
     """(audio, sample rate, word times or None) of `text` in Kokoro voice `name` (AMERICAN or BRITISH);
     speed > 1 is faster. Word times are (aligner word unit, start s, end s); None where the
@@ -117,14 +122,14 @@ def phonemes(text: str, us: bool) -> str:
     out = []
     for words, punct in CLAUSE.findall(text):
         if words.strip():
-            out.append(_rewrite(_espeak_ipa(words, "en-us" if us else "en-gb-x-rp"), us) + punct)
+            out.append(_rewrite(_espeak_ipa(words, _accent(us)), us) + punct)
     return " ".join(out)
 
 
 def _word_phonemes(text: str, us: bool) -> list[str] | None:
     """Each aligner word unit's phonemes, said alone (one espeak-ng call, a word per line)."""
     words = [w for w in text.split() if any(map(kept_char, w))]
-    lines = _espeak_ipa("\n".join(words), "en-us" if us else "en-gb-x-rp", lines=True)
+    lines = _espeak_ipa("\n".join(words), _accent(us), lines=True)
     if len(lines) != len(words) or len(words) != len(split_words(text, "English")):
         return None
     return [_rewrite(x, us) for x in lines]
