@@ -76,10 +76,5 @@ print(' '.join(v.name for v in VOICES if v.engine == 'kokoro' and v.name != 'kok
         --train "$E/train.jsonl" "$NAT" "$NAT" "$DATA/align/train_timed.jsonl" "$K" "$K" "$K" "$K" --out "$OUT/asr7" \
         --steps ${STEPS:-800} --batch-seconds 120 --max-batch 32 --lr 1.5e-4 --warmup-steps 20 --min-lr-ratio 0.2 \
         --ctc-weight 0.5 --vtlp 0.2 ;;
-8)  # the stage 6 aligner goes on with Kokoro's word times added (71 timed voices)
-    $PY -m asrstream train --model "$OUT/aligner6/last" --train "$DATA/align/train_timed.jsonl" \
-        "$DATA/al2/train_timed.jsonl" "$DATA/en3/train_timed.jsonl" "$DATA/kk2/train_timed.jsonl" \
-        "$DATA/kk2/train_timed.jsonl" --out "$OUT/aligner8" --steps ${ALIGNER_STEPS:-600} --batch-seconds 60 \
-        --max-batch 32 --lr 3e-4 --warmup-steps 30 "${COMMON[@]}" ;;
-*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5, 6, 7c, 7 or 8" >&2; exit 2 ;;
+*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5, 6, 7c or 7" >&2; exit 2 ;;
 esac
