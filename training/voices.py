@@ -2,9 +2,9 @@
 
 Every voice turns a list of sentences into 16 kHz float32 audio, with a speed factor (>1: faster)
 and, where the engine has one, a pitch shift. Festival, espeak-ng and Kokoro voices also give word
-times (exact: where the synthesiser put each word; festival's utterance structure, espeak-ng's
-synthesis events (espeak.py), Kokoro's phoneme durations (kokoro.py)), mapped onto the word units
-the aligner uses (`split_words`). Engines:
+times: where the synthesiser put each word (festival's utterance structure and espeak-ng's synthesis
+events, espeak.py, exactly; Kokoro's phoneme durations, kokoro.py, to a 25 ms frame), mapped onto
+the word units the aligner uses (`split_words`). Engines:
 - espeak-ng (Debian `libespeak-ng1`, through its library): English accents x voice variants;
   formant synthesis.
 - flite (Debian `flite`): CMU voices built in (kal16, awb, rms, slt).
