@@ -122,14 +122,14 @@ def phonemes(text: str, us: bool) -> str:
     out = []
     for words, punct in CLAUSE.findall(text):
         if words.strip():
-            out.append(_rewrite(_espeak_ipa(words, _accent(us)), us) + punct)
+            out.append(_rewrite(" ".join(" ".join(_espeak_lines(words, _accent(us))).split()), us) + punct)
     return " ".join(out)
 
 
 def _word_phonemes(text: str, us: bool) -> list[str] | None:
     """Each aligner word unit's phonemes, said alone (one espeak-ng call, a word per line)."""
     words = [w for w in text.split() if any(map(kept_char, w))]
-    lines = _espeak_ipa("\n".join(words), _accent(us), lines=True)
+    lines = _espeak_lines("\n".join(words), _accent(us))
     if len(lines) != len(words) or len(words) != len(split_words(text, "English")):
         return None
     return [_rewrite(x, us) for x in lines]
@@ -183,16 +183,14 @@ def _rewrite(ipa: str, us: bool) -> str:
     return ipa
 
 
-def _espeak_ipa(text: str, lang: str, lines: bool = False):
-    """espeak-ng's IPA for `text`: one string, or (lines=True) a list with a string per output line."""
+def _espeak_lines(text: str, lang: str) -> list[str]:
+    """espeak-ng's IPA for `text`, a string per output line (one per clause)."""
     try:
         r = subprocess.run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", lang], input=text, capture_output=True,
                            text=True, check=True, timeout=60)  # from stdin, a line break ends a clause
     except FileNotFoundError:
         raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)") from None
-    if lines:
-        return [x.strip() for x in r.stdout.splitlines() if x.strip()]
-    return " ".join(r.stdout.split())
+    return [x.strip() for x in r.stdout.splitlines() if x.strip()]
 
 
 @lru_cache(maxsize=1)
