@@ -53,6 +53,22 @@ async def churn(server, clips: list[bytes], n: int, parallel: int = 10) -> None:
     await asyncio.gather(*[one(i) for i in range(n)])
 
 
+async def settled(server, engine, baseline: dict, patience: float = 5.0) -> dict:
+    """resources() once the last handlers have finished their close and the engine's worker is
+    between iterations (an iteration's locals still hold the streams it has just ended). Measured
+    again until no count is above `baseline` or `patience` seconds have passed: a leak stays."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        if server.connections or engine.busy_for:
+            await asyncio.sleep(0.01)
+            continue
+        now = resources()
+        if loop.time() > deadline or all(now[k] <= baseline[k] for k in ("fds", "tasks", "threads", *TRACKED)):
+            return now
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("n", [500, pytest.param(10000, marks=pytest.mark.slow)])
 async def test_churn_returns_to_baseline(tiny_model, n):
     engine = Engine(tiny_model)
@@ -64,9 +80,7 @@ async def test_churn_returns_to_baseline(tiny_model, n):
             await churn(server, clips, n // 2)  # the allocator still settles in the first half
             mid = resources()
             await churn(server, clips, n // 2)
-            while server.connections:  # the last handlers finish their close
-                await asyncio.sleep(0.01)
-            after = resources()
+            after = await settled(server, engine, before)
             left = (engine.sessions, len(engine._streams), len(server.connections))
     finally:
         engine.shutdown()
