@@ -76,5 +76,34 @@ print(' '.join(v.name for v in VOICES if v.engine == 'kokoro' and v.name != 'kok
         --train "$E/train.jsonl" "$NAT" "$NAT" "$DATA/align/train_timed.jsonl" "$K" "$K" "$K" "$K" --out "$OUT/asr7" \
         --steps ${STEPS:-800} --batch-seconds 120 --max-batch 32 --lr 1.5e-4 --warmup-steps 20 --min-lr-ratio 0.2 \
         --ctc-weight 0.5 --vtlp 0.2 ;;
-*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5, 6, 7c or 7" >&2; exit 2 ;;
+7d) # the 27 Kokoro voices again, rotated by 13: kk2's first 500 sentences, each in another voice
+    V=$($PY -c "from asrstream.training.voices import VOICES
+v = [v.name for v in VOICES if v.engine == 'kokoro' and v.name != 'kokoro-af_heart']; print(' '.join(v[13:] + v[:13]))")
+    $PY -m asrstream corpus "$DATA/kk3" --utterances 500 --held-out-utterances 200 --held-out festival-slt \
+        --voices $V --workers 2 ;;
+8c) # 52 blends of two of the 27 Kokoro voices (random pairs, seed 1) on the first 1,300 sentences
+    V=$($PY -c "import numpy as np; from asrstream.training import kokoro
+names = [n for n in kokoro.AMERICAN + kokoro.BRITISH if n != 'af_heart']
+rng, pairs = np.random.default_rng(1), []
+while len(pairs) < 52:
+    a, b = rng.choice(len(names), 2, replace=False)
+    if {a, b} not in [set(p) for p in pairs]:
+        pairs.append((a, b))
+print(' '.join(f'kokoro-{names[a]}+{names[b]}' for a, b in pairs))")
+    $PY -m asrstream corpus "$DATA/kk4" --utterances 1300 --held-out-utterances 200 --held-out festival-slt \
+        --voices $V --workers 2 ;;
+8)  # warm start from stage 7 (its last fp32 state and CTC head) with the three Kokoro sets x2
+    E=$DATA/en3 NAT=$DATA/en3/train_natural.jsonl K=("$DATA/kk2/train.jsonl" "$DATA/kk3/train.jsonl" "$DATA/kk4/train.jsonl")
+    $PY -m asrstream train "${COMMON[@]}" --model "$OUT/asr7/last" --ctc-head-from "$OUT/asr7/last/training_state.pt" \
+        --train "$E/train.jsonl" "$NAT" "$NAT" "$DATA/align/train_timed.jsonl" "${K[@]}" "${K[@]}" --out "$OUT/asr8" \
+        --steps ${STEPS:-1200} --batch-seconds 120 --max-batch 32 --lr 1.2e-4 --warmup-steps 20 --min-lr-ratio 0.2 \
+        --ctc-weight 0.5 --vtlp 0.2 ;;
+9c) # stage 6's aligner utterances joined in twos and threes (up to 20 s): words late in the audio
+    $PY -m asrstream.training.concat "$DATA/joined" "$DATA/align/train_timed.jsonl" "$DATA/al2/train_timed.jsonl" \
+        "$DATA/en3/train_timed.jsonl" --count 1500 ;;
+9)  # stage 6's aligner continued on its own data plus the joined utterances
+    $PY -m asrstream train --model "$OUT/aligner6/last" --train "$DATA/align/train_timed.jsonl" \
+        "$DATA/al2/train_timed.jsonl" "$DATA/en3/train_timed.jsonl" "$DATA/joined/joined.jsonl" --out "$OUT/aligner9" \
+        --steps ${ALIGNER_STEPS:-500} --batch-seconds 60 --max-batch 32 --lr 2e-4 --warmup-steps 20 "${COMMON[@]}" ;;
+*)  echo "stage must be 0, 1, 2, 2r, 3, 4c, 4, 5, 6, 7c, 7, 7d, 8c, 8, 9c or 9" >&2; exit 2 ;;
 esac
