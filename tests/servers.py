@@ -105,8 +105,8 @@ def _loop_discipline():
     used over SLOW_CALLBACK (REPEATS times at one code site) of the loop thread's user-mode CPU (CPU,
     not wall time: waiting for the GIL or for a core on a busy machine is not the callback's doing,
     nor is a garbage collection that started inside it, nor the kernel's or hypervisor's time
-    meanwhile; the lag probe measures those), and torch calls (model code) outside the test's task. Test-side
-    clients share the loop and are not counted."""
+    meanwhile; the lag probe measures those), and torch calls (model code) outside the test's task.
+    Test-side clients share the loop and are not counted."""
     loop, me = asyncio.get_running_loop(), asyncio.current_task()
     faults: list[str] = []
     slow: defaultdict[str, list[str]] = defaultdict(list)  # code site -> its slow callbacks
