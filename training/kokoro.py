@@ -71,8 +71,8 @@ def _accent(us: bool) -> str:
 
 def speak(name: str, text: str, speed: float) -> tuple[np.ndarray, int, list[tuple[str, float, float]] | None]:
     """(audio, sample rate, word times or None) of `text` in Kokoro voice `name` (AMERICAN or BRITISH,
-    or a blend: check_voice); speed > 1 is faster. Word times are (aligner word unit, start s, end s); None where the
-    sentence's phonemes cannot be given to its words."""
+    or a blend: check_voice); speed > 1 is faster. Word times are (aligner word unit, start s, end s);
+    None where the sentence's phonemes cannot be given to its words."""
     vocab, us = _vocab(), american(name)
     ph = "".join(c for c in phonemes(text, us) if c in vocab)
     if len(ph) > MAX_PHONEMES - 2:
