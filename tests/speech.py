@@ -52,3 +52,18 @@ def spans_of(parts: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, flo
         out.append(p)
         t += len(p)
     return np.concatenate(out), spans
+
+
+def silent_runs(wav: np.ndarray, sr: int = 16000, least: float = 0.1) -> list[tuple[float, float]]:
+    """(start, end) of every run of >= `least` s whose 5 ms frames are 40 dB under the peak."""
+    f = sr // 200
+    quiet = np.sqrt(np.mean(wav[: len(wav) // f * f].reshape(-1, f) ** 2, axis=1)) < 0.01 * np.abs(wav).max()
+    runs, start = [], None
+    for i, q in enumerate([*quiet, False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            if (i - start) * f >= least * sr:
+                runs.append((start * f / sr, i * f / sr))
+            start = None
+    return runs

@@ -11,6 +11,8 @@ import soundfile as sf
 from asrstream.training.concat import SR, build, main
 from asrstream.training.manifest import read_manifest, write_manifest
 
+from .speech import silent_runs
+
 
 def _tone_manifest(folder, n: int = 4) -> list[dict]:
     """n utterances: silence, then one 440 Hz "word" of known span, then silence."""
@@ -26,20 +28,6 @@ def _tone_manifest(folder, n: int = 4) -> list[dict]:
     return rows
 
 
-def _loud_spans(audio: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) seconds of the runs of 5 ms frames above 0.1 RMS."""
-    frame = SR // 200
-    loud = [np.sqrt(np.mean(audio[i : i + frame] ** 2)) > 0.1 for i in range(0, len(audio) - frame + 1, frame)]
-    spans, start = [], None
-    for k, on in enumerate(loud + [False]):
-        if on and start is None:
-            start = k
-        elif not on and start is not None:
-            spans.append((start * frame / SR, k * frame / SR))
-            start = None
-    return spans
-
-
 def test_joined_words_lie_where_their_sound_is(tmp_path):
     src = _tone_manifest(tmp_path)
     assert build(tmp_path / "out", [tmp_path / "in.jsonl"], 6, sizes=(2, 3), gap=(0.3, 0.3)) == 6
@@ -51,7 +39,8 @@ def test_joined_words_lie_where_their_sound_is(tmp_path):
         parts = [by_text[t] for t in ex.text.split()]
         assert sr == SR and [w["word"] for w in ex.words] == ex.text.split()
         assert ex.duration == pytest.approx(sum(p["duration"] for p in parts) + 0.3 * (len(parts) - 1), abs=0.01)
-        spans = _loud_spans(audio)
+        quiet = silent_runs(audio, SR)  # every utterance starts and ends with >= 0.1 s of silence
+        spans = [(a[1], b[0]) for a, b in zip(quiet, quiet[1:])]  # the sound between them
         assert len(spans) == len(ex.words)
         for (a, b), w in zip(spans, ex.words):
             assert abs(a - w["start"]) <= 0.01 and abs(b - w["end"]) <= 0.01, (spans, ex.words)

@@ -11,6 +11,8 @@ import pytest
 from asrstream.training import kokoro
 from asrstream.training.voices import VOICES, synthesize, voice
 
+from .speech import silent_runs
+
 SENTENCE = "Hey, why did the boy join the red church? Our bird sang a better tune, though."
 
 
@@ -35,21 +37,6 @@ def test_phonemes_go_to_their_words_where_espeak_joins_words():
     assert words[1].startswith("w") and words[2].startswith("ð") and words[4].startswith("ʌ"), words
     alone = kokoro._word_phonemes(text, True)
     assert kokoro._owners(ph, alone + ["ʃˈuz"]) is None  # a word the sentence lacks: untimed, not guessed
-
-
-def silent_runs(wav: np.ndarray, sr: int = 16000, least: float = 0.1) -> list[tuple[float, float]]:
-    """(start, end) of every run of >= `least` s whose 5 ms frames are 40 dB under the peak."""
-    f = sr // 200
-    quiet = np.sqrt(np.mean(wav[: len(wav) // f * f].reshape(-1, f) ** 2, axis=1)) < 0.01 * np.abs(wav).max()
-    runs, start = [], None
-    for i, q in enumerate([*quiet, False]):
-        if q and start is None:
-            start = i
-        elif not q and start is not None:
-            if (i - start) * f >= least * sr:
-                runs.append((start * f / sr, i * f / sr))
-            start = None
-    return runs
 
 
 @pytest.mark.parametrize("name", ["kokoro-af_sky", "kokoro-bm_lewis", "kokoro-am_michael"])
