@@ -39,11 +39,16 @@ def add_train(sub) -> None:
     p.add_argument("--vtlp", type=float, default=0.0, metavar="V",
                    help="vocal tract length perturbation: a frequency warp in [1-V, 1+V] per example "
                         "(0-0.3; default 0: off)")
+    p.add_argument("--freq-masks", type=int, default=0, metavar="N",
+                   help="SpecAugment: N bands of up to 27 mel bins blanked per example (default 0: off)")
+    p.add_argument("--time-masks", type=int, default=0, metavar="N",
+                   help="SpecAugment: N runs of up to 5%% of the frames blanked per example (default 0: off)")
     p.set_defaults(func=run_train)
 
 
 def options(args: argparse.Namespace) -> TrainOptions:
-    aug = NO_AUGMENT if args.no_augment else AugmentOptions(reverb_prob=args.reverb_prob, vtlp=args.vtlp)
+    aug = NO_AUGMENT if args.no_augment else AugmentOptions(reverb_prob=args.reverb_prob, vtlp=args.vtlp,
+                                                                freq_masks=args.freq_masks, time_masks=args.time_masks)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
               if f.name not in ("augment", "betas")}
     return TrainOptions(**values, augment=aug)

@@ -1,10 +1,10 @@
-"""Training augmentation: vocal tract length perturbation (VTLP) and the per-example draws."""
+"""Training augmentation: vocal tract length perturbation (VTLP), SpecAugment masks and the per-example draws."""
 import numpy as np
 import pytest
 import torch
 
 from asrstream.encoder.features import LogMel, vtlp_warp
-from asrstream.training.augment import AugmentOptions, augment, example_rng
+from asrstream.training.augment import AugmentOptions, augment, example_rng, mask_features
 
 from .reference import speechlike
 
@@ -57,3 +57,38 @@ def test_augment_draws_the_warp_last_in_range_and_reproducibly():
 def test_out_of_range_vtlp_is_refused(vtlp):
     with pytest.raises(ValueError, match="vtlp"):
         AugmentOptions(vtlp=vtlp)
+
+
+def test_masks_are_drawn_after_everything_else_within_their_limits():
+    wav = speechlike(1.5, seed=3)
+    on, off = AugmentOptions(vtlp=0.2, freq_masks=2, time_masks=3), AugmentOptions(vtlp=0.2)
+    widths = {"freq": [], "time": []}
+    for i in range(40):
+        a, again, plain = (augment(wav, o, example_rng(0, 2, i)) for o in (on, on, off))
+        assert a.masks == again.masks and plain.masks == ()
+        assert np.array_equal(a.wav, plain.wav) and (a.speed, a.warp) == (plain.speed, plain.warp)
+        assert [m[0] for m in a.masks] == ["freq", "freq", "time", "time", "time"]
+        for axis, start, width in a.masks:
+            assert 0.0 <= start < 1.0
+            widths[axis].append(width)
+    assert 0.0 <= min(widths["freq"]) and max(widths["freq"]) <= 27 / 128 and max(widths["freq"]) > 20 / 128
+    assert 0.0 <= min(widths["time"]) and 0.04 < max(widths["time"]) <= 0.05
+
+
+def test_mask_features_blanks_exactly_the_band_and_the_run():
+    mel = torch.arange(128 * 200, dtype=torch.float32).reshape(128, 200)
+    out = mask_features(mel, (("freq", 0.5, 10 / 128), ("time", 0.0, 0.1)))
+    fill = mel.mean()
+    band = (out == fill).all(dim=1).nonzero().ravel().tolist()
+    run = (out == fill).all(dim=0).nonzero().ravel().tolist()
+    assert band == list(range(59, 69)) and run == list(range(20))
+    rest = torch.ones_like(mel, dtype=torch.bool)
+    rest[59:69, :], rest[:, :20] = False, False
+    assert torch.equal(out[rest], mel[rest]) and not torch.equal(mel, out)  # the input is not changed
+    assert mask_features(mel, ()) is mel
+
+
+@pytest.mark.parametrize("bad", [dict(freq_masks=-1), dict(time_masks=-2), dict(time_mask_share=0.6)])
+def test_bad_mask_options_are_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        AugmentOptions(**bad)

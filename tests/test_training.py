@@ -64,6 +64,17 @@ def test_training_lowers_the_loss(corpus, asr_dir, tmp_path):
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
 
 
+def test_specaugment_masks_reach_the_batch(corpus, asr_dir, tmp_path):
+    """The trainer's batches carry the drawn masks: each masked band of bins holds one value; without masks
+    the same example's features have no such band."""
+    masks = AugmentOptions(speeds=(1.0,), gain_db=0.0, noise_prob=0.0, freq_masks=1, freq_mask_bins=40)
+    plain = Trainer(asr_dir, tmp_path / "a", read_manifest(corpus / "train.jsonl"), [], _opts())
+    masked = Trainer(asr_dir, tmp_path / "b", read_manifest(corpus / "train.jsonl"), [], _opts(augment=masks))
+    flat = [int(((m.max(dim=1).values - m.min(dim=1).values) == 0).sum()) for trainer in (plain, masked)
+            for m in trainer._prepare(list(range(8)), 0)[0]]
+    assert sum(flat[:8]) == 0 and sum(flat[8:]) > 8, flat
+
+
 def test_bf16_autocast_and_a_frozen_encoder(corpus, asr_dir, tmp_path):
     trainer = Trainer(asr_dir, tmp_path, read_manifest(corpus / "train.jsonl"), [],
                       _opts(steps=3, bf16=True, freeze="encoder"))
@@ -156,7 +167,8 @@ def test_aligner_manifest_needs_words(corpus):
         read_manifest(corpus / "nowords.jsonl", need_words=True)
 
 
-@pytest.mark.parametrize("bad, field", [(["--grad-accum", "0"], "grad_accum"), (["--vtlp", "0.5"], "vtlp")])
+@pytest.mark.parametrize("bad, field", [(["--grad-accum", "0"], "grad_accum"), (["--vtlp", "0.5"], "vtlp"),
+                                        (["--freq-masks", "-1"], "freq_masks")])
 def test_cli_bad_option_is_one_line(tmp_path, bad, field):
     r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", "x", "--train", str(tmp_path / "no.jsonl"),
                         "--out", str(tmp_path / "o"), *bad], capture_output=True, text=True, timeout=120)

@@ -5,7 +5,10 @@ resumed run augments exactly as an uninterrupted one. Speed perturbation resampl
 change together, as in Kaldi's 0.9/1.0/1.1 recipe) and scales word times with it; gain is in dB;
 noise is white or pink at a random SNR; reverb convolves with a synthetic exponentially decaying
 impulse response of a random RT60; vocal tract length perturbation (VTLP) draws a frequency warp
-factor that the features apply (encoder/features.py: formants and harmonics move, tempo does not).
+factor that the features apply (encoder/features.py: formants and harmonics move, tempo does not);
+SpecAugment masks (Park et al. 2019) blank random bands of mel bins and runs of frames in the
+features (`mask_features`): they are drawn here as fractions, so they fit whatever length speed
+perturbation gave the example.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 SR = 16000
+N_MELS = 128  # the feature extractor's mel bins (encoder/features.py)
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,21 @@ class AugmentOptions:
     reverb_prob: float = 0.0  # share of examples with reverb (optional: off by default)
     rt60: tuple[float, float] = (0.2, 0.8)  # seconds
     vtlp: float = 0.0  # frequency warp drawn in [1 - vtlp, 1 + vtlp] per example, in steps of 0.01 (0: off)
+    freq_masks: int = 0  # SpecAugment: bands of mel bins blanked per example, each up to freq_mask_bins wide
+    freq_mask_bins: int = 27
+    time_masks: int = 0  # SpecAugment: runs of frames blanked per example, each up to time_mask_share of them
+    time_mask_share: float = 0.05
 
     def __post_init__(self):
         if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
             raise ValueError(f"speeds must be factors in [0.5, 2], got {self.speeds}")
         if not 0.0 <= self.vtlp <= 0.3:
             raise ValueError(f"vtlp must be in [0, 0.3], got {self.vtlp}")
+        for name in ("freq_masks", "freq_mask_bins", "time_masks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.time_mask_share <= 0.5:
+            raise ValueError(f"time_mask_share must be in [0, 0.5], got {self.time_mask_share}")
         for name in ("noise_prob", "reverb_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -48,6 +61,7 @@ class Augmented(NamedTuple):
     wav: np.ndarray  # float32 audio
     speed: float  # word times t become t / speed
     warp: float  # the features' VTLP factor (LogMel(wav, warp))
+    masks: tuple[tuple[str, float, float], ...] = ()  # ("freq" | "time", start, width) as shares of the axis
 
 
 def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> Augmented:
@@ -62,9 +76,33 @@ def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> 
         wav = wav + _noise(len(wav), rng) * _rms(wav) / 10 ** (rng.uniform(*opts.snr_db) / 20)
     if opts.gain_db:
         wav = wav * 10 ** (rng.uniform(-opts.gain_db, opts.gain_db) / 20)
-    warp = round(float(rng.uniform(1 - opts.vtlp, 1 + opts.vtlp)), 2) if opts.vtlp else 1.0  # drawn last:
-    # without VTLP every other draw is what it was before the option existed (resumes stay exact)
-    return Augmented(np.clip(wav, -1.0, 1.0).astype(np.float32), speed, warp)
+    warp = round(float(rng.uniform(1 - opts.vtlp, 1 + opts.vtlp)), 2) if opts.vtlp else 1.0  # drawn after
+    # the rest, and the masks after it: without them every earlier draw is what it was before the options
+    # existed (resumes stay exact)
+    return Augmented(np.clip(wav, -1.0, 1.0).astype(np.float32), speed, warp, _masks(opts, rng))
+
+
+def _masks(opts: AugmentOptions, rng: np.random.Generator) -> tuple[tuple[str, float, float], ...]:
+    bands = [("freq", rng.random(), rng.integers(0, opts.freq_mask_bins + 1) / N_MELS) for _ in range(opts.freq_masks)]
+    runs = [("time", rng.random(), rng.uniform(0, opts.time_mask_share)) for _ in range(opts.time_masks)]
+    return tuple((axis, float(start), float(width)) for axis, start, width in bands + runs)
+
+
+def mask_features(mel, masks: tuple[tuple[str, float, float], ...]):
+    """A copy of log-mel features [bins, frames] with each mask's band or run set to their mean (the
+    value that carries no information); `masks` from `augment`. Without masks, `mel` itself."""
+    if not masks:
+        return mel
+    out, fill = mel.clone(), mel.mean()
+    for axis, start, width in masks:
+        size = out.shape[0 if axis == "freq" else 1]
+        n = int(round(width * size))
+        a = int(start * (size - n + 1))
+        if axis == "freq":
+            out[a : a + n, :] = fill
+        else:
+            out[:, a : a + n] = fill
+    return out
 
 
 def _rms(x: np.ndarray) -> float:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..decoder.loading import load_net, read_config, resolve
 from ..encoder.audio import load_audio
-from .augment import Augmented, augment, example_rng
+from .augment import Augmented, augment, example_rng, mask_features
 from .batches import make_batches
 from .checkpoint import load_state, save_checkpoint
 from .evaluate import evaluate
@@ -88,7 +88,8 @@ class Trainer:
             return augment(self._load(exs[k]), self.opts.augment, example_rng(self.opts.seed, epoch, idx[k]))
 
         done = list(self._pool.map(one, range(len(idx))) if self._pool else map(one, range(len(idx))))
-        mels, speeds = [self.helper.mel(a.wav, a.warp) for a in done], [a.speed for a in done]
+        mels = [mask_features(self.helper.mel(a.wav, a.warp), a.masks) for a in done]
+        speeds = [a.speed for a in done]
         p, cfg = self.helper.prompter, self.cfg
         if cfg.is_aligner:
             def make(k, n):
