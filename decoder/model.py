@@ -60,6 +60,9 @@ class Attention(nn.Module):
         k = self.k_norm(self.k_proj(x).view(N, self.nkv, self.hd))
         v = self.v_proj(x).view(N, self.nkv, self.hd)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # (N, H, hd)
+        if len(rows) > 1 and all(getattr(cache, "whole", False) for cache, _ in rows):
+            lens = [n for _, n in rows]
+            return self.o_proj(padded_causal_attention(q, k, v, lens, self.nq != self.nkv).reshape(N, -1))
         outs, s = [], 0
         for cache, n in rows:
             K, V = cache.write(layer, k[s : s + n].transpose(0, 1), v[s : s + n].transpose(0, 1))
@@ -81,6 +84,24 @@ def row_attention(q, K, V, start: int, gqa: bool) -> torch.Tensor:
     keys = torch.arange(start + n, device=q.device)
     mask = keys[None, :] <= torch.arange(start, start + n, device=q.device)[:, None]
     return F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
+
+
+def padded_causal_attention(q, k, v, lens: list[int], gqa: bool) -> torch.Tensor:
+    """Causal attention of rows packed in q (N, H, hd) and k, v (N, kv, hd), each starting at position 0
+    with no cache: one padded call for all rows, not one per row (training's batches of many rows,
+    where per-row calls were most of a step's kernels) -> (N, H, hd)."""
+    B, L = len(lens), max(lens)
+    slot = torch.arange(L, device=q.device)
+    valid = slot[None, :] < torch.tensor(lens, device=q.device)[:, None]  # (B, L)
+    where = valid.flatten().nonzero().squeeze(1)  # row-major: the packed order
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        grid = t.new_zeros(B * L, *t.shape[1:]).index_copy(0, where, t)
+        return grid.view(B, L, *t.shape[1:]).transpose(1, 2)  # (B, heads, L, hd)
+
+    mask = (slot[None, :] <= slot[:, None])[None] & valid[:, None, :]  # causal, real keys; no row is empty
+    o = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), attn_mask=mask[:, None], enable_gqa=gqa)
+    return o.transpose(1, 2).reshape(B * L, *q.shape[1:])[where]
 
 
 class MLP(nn.Module):

@@ -12,8 +12,9 @@ tokens); the head classifies each `<timestamp>` position into a time class of
 `timestamp_segment_time` ms: class = round(start / segment) and round(end / segment), clipped to
 the head's classes. Cross-entropy at those positions.
 
-Rows of a batch run packed through the decoder (no padding), each as a whole sequence with `Whole`
-in place of a KV cache.
+Rows of a batch run through the decoder together, each as a whole sequence with `Whole` in place
+of a KV cache: packed (no padding), except attention, which runs all rows in one padded call
+(decoder/model.py's `padded_causal_attention`).
 
 CTC (optional, ASR from scratch): a linear head on the audio encoder's output, trained with CTC on
 the transcript's tokens (blank = one class past the vocabulary) and mixed into the loss with weight
@@ -39,6 +40,7 @@ class Whole:
     """Stands in for a KVCache when a row runs as one whole sequence: keys and values pass through."""
 
     length = 0
+    whole = True  # the decoder may run such rows' attention together, padded
 
     def check_room(self, n: int) -> None:
         pass
