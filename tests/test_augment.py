@@ -88,7 +88,8 @@ def test_mask_features_blanks_exactly_the_band_and_the_run():
     assert mask_features(mel, ()) is mel
 
 
-@pytest.mark.parametrize("bad", [dict(freq_masks=-1), dict(time_masks=-2), dict(time_mask_share=0.6)])
+@pytest.mark.parametrize("bad", [dict(freq_masks=-1), dict(time_masks=-2), dict(time_mask_share=0.6),
+                                 dict(freq_mask_bins=129)])
 def test_bad_mask_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         AugmentOptions(**bad)

@@ -40,9 +40,11 @@ class AugmentOptions:
             raise ValueError(f"speeds must be factors in [0.5, 2], got {self.speeds}")
         if not 0.0 <= self.vtlp <= 0.3:
             raise ValueError(f"vtlp must be in [0, 0.3], got {self.vtlp}")
-        for name in ("freq_masks", "freq_mask_bins", "time_masks"):
+        for name in ("freq_masks", "time_masks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.freq_mask_bins <= N_MELS:
+            raise ValueError(f"freq_mask_bins must be in [0, {N_MELS}], got {self.freq_mask_bins}")
         if not 0.0 <= self.time_mask_share <= 0.5:
             raise ValueError(f"time_mask_share must be in [0, 0.5], got {self.time_mask_share}")
         for name in ("noise_prob", "reverb_prob"):
