@@ -43,17 +43,17 @@ def main() -> None:
     from asrstream import load_aligner, load_model
     from asrstream.training.manifest import read_manifest
 
-    torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}, model {args.model}, aligner {args.aligner}")
     if args.timed and not args.aligner:
         p.error("--timed needs --aligner")
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}, model {args.model}, aligner {args.aligner}")
     model = load_model(args.model, dtype="float32")
     aligner = load_aligner(args.aligner, dtype="float32") if args.aligner else None
     for m in args.eval:
         rows = read_manifest(m)[: args.n]
-        offline_wer(model, rows, m)
+        offline = offline_wer(model, rows, m)
         if args.stream:
-            asyncio.run(streamed(model, aligner, rows[: args.stream], m))
+            asyncio.run(streamed(model, aligner, rows[: args.stream], offline, m))
     if args.real:
         real_speech(model)
     for m in args.timed:
@@ -63,15 +63,19 @@ def main() -> None:
         print(f"aligner {m}: {boundary_error_ms(aligner, rows):.1f} ms mean absolute boundary error, {len(rows)} rows")
 
 
-def offline_wer(model, rows, name) -> None:
+def offline_wer(model, rows, name) -> list[str]:
+    """Prints the rows' offline WER; returns the transcripts."""
     from asrstream.encoder.audio import load_audio
     from asrstream.training.wer import wer
 
-    t0 = time.perf_counter()
-    hyps = [model.transcribe(load_audio(r.audio)).text for r in rows]
-    seconds = sum(len(load_audio(r.audio)) for r in rows) / 16000
+    t0, hyps, seconds = time.perf_counter(), [], 0.0
+    for r in rows:
+        audio = load_audio(r.audio)
+        hyps.append(model.transcribe(audio).text)
+        seconds += len(audio) / 16000
     print(f"offline {name}: WER {100 * wer([r.text for r in rows], hyps):.1f} % over {len(rows)} rows "
           f"({seconds:.0f} s of audio in {time.perf_counter() - t0:.1f} s)")
+    return hyps
 
 
 def real_speech(model) -> None:
@@ -88,7 +92,8 @@ def real_speech(model) -> None:
         print(f"real speech, all clips: WER {100 * wer(refs, hyps):.1f} %")
 
 
-async def streamed(model, aligner, rows, name) -> None:
+async def streamed(model, aligner, rows, offline: list[str], name) -> None:
+    """Streams each row through a real server; compares with the rows' `offline` transcripts."""
     from asrstream.clients.sdk import StreamingClient
     from asrstream.encoder.audio import load_audio
     from asrstream.protocol.messages import TranscriptFinal, TranscriptPartial
@@ -98,11 +103,10 @@ async def streamed(model, aligner, rows, name) -> None:
 
     server = Server(ServerSettings(port=0, model_name="bench"), Engine(model, aligner))
     await server.start()
-    finals, last_partials, offline, revised, segments, kept, partials = [], [], [], 0, 0, 0, 0
+    finals, last_partials, revised, segments, kept, partials = [], [], 0, 0, 0, 0
     try:
         for r in rows:
             audio = load_audio(r.audio)
-            events = []
             async with StreamingClient(f"ws://127.0.0.1:{server.port}/v1/asr", language="English") as client:
                 for i in range(0, len(audio), 1600):
                     await client.send_audio(audio[i : i + 1600])
@@ -110,7 +114,6 @@ async def streamed(model, aligner, rows, name) -> None:
                 events = [ev async for ev in client]
             fin = [e for e in events if isinstance(e, TranscriptFinal)]
             finals.append(" ".join(e.text for e in fin))
-            offline.append(model.transcribe(audio).text)
             last = []
             for f in fin:
                 ps = [e for e in events if isinstance(e, TranscriptPartial) and e.segment_id == f.segment_id]
@@ -124,7 +127,7 @@ async def streamed(model, aligner, rows, name) -> None:
             last_partials.append(" ".join(last))
     finally:
         await server.stop()
-    refs = [r.text for r in rows]
+    refs, offline = [r.text for r in rows], offline[: len(rows)]
     same = sum(normalize(a) == normalize(b) for a, b in zip(finals, offline))
     print(f"streamed {name}: finals WER {100 * wer(refs, finals):.1f} % (offline {100 * wer(refs, offline):.1f} %), "
           f"finals equal offline {same}/{len(rows)}, last partials' WER {100 * wer(refs, last_partials):.1f} %, "

@@ -37,6 +37,7 @@ def main() -> None:
     from asrstream.decoder.loading import load_net, read_config
     from asrstream.training import objective
     from asrstream.training.fresh import make_fresh_model
+    from asrstream.training.trainer import trainable
     from tests.reference import speechlike
 
     torch.set_num_threads(args.threads)
@@ -44,10 +45,7 @@ def main() -> None:
     texts = ["the quick brown fox jumps over the lazy dog", "a stitch in time saves nine"] * 20
     make_fresh_model(folder, texts, "asr", 300, AUDIO, TEXT, 0)
     cfg = read_config(folder)
-    net = load_net(folder, cfg, torch.float32, torch.device(args.device))
-    for param in net.parameters():  # own, writable copies (loading maps the file read-only), as training does
-        param.data = param.data.clone()
-    net.train().requires_grad_(True)
+    net = trainable(load_net(folder, cfg, torch.float32, torch.device(args.device)), freeze="")
     helper = ASRModel(folder, cfg, net)
     rng = np.random.default_rng(0)
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}, device {args.device}")

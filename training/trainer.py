@@ -39,7 +39,7 @@ class Trainer:
         start = self.out / "last" if resume else resolve(model)
         self.cfg = read_config(start)
         self.files_from = start
-        self.net = _trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
+        self.net = trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
         self.helper = _helper(start, self.cfg, self.net)  # prompter, mel, and inference for evaluation
         self.ctc_head = _ctc_head(self.cfg, opts, self.device, ctc_head_from)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
@@ -202,7 +202,7 @@ def _ctc_head(cfg, opts: TrainOptions, device, source: Path | None = None) -> to
     return head.to(device)
 
 
-def _trainable(net, freeze: str):
+def trainable(net, freeze: str):
     """Own, writable float32 parameters (loading maps the file read-only), in training mode."""
     with torch.no_grad():
         for p in net.parameters():
