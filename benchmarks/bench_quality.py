@@ -7,7 +7,9 @@
   whose finals equal the offline transcript of the same audio, WER of the last partial before each
   final, how often a final revises its last partial, and the share of partials whose stable_text a
   later partial or the final kept (must be 100 %);
-- the aligner's mean absolute word-boundary error against a timed manifest's word times.
+- the aligner's mean absolute word-boundary error against a timed manifest's word times;
+- with `--ctc-head <out>/last/training_state.pt` (a run with --ctc-weight), the WER of that CTC
+  head's best-path transcripts: what the encoder alone has learned (training/evaluate.py).
 
 Manifests are training/manifest.py's JSONL (`asrstream corpus` writes held-out ones).
 
@@ -36,12 +38,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=60, help="rows of each manifest used")
     p.add_argument("--stream", type=int, default=30, help="rows of each --eval manifest also streamed (0: none)")
     p.add_argument("--real", action=argparse.BooleanOptionalAction, default=True, help="../shared/audio")
+    p.add_argument("--ctc-head", type=Path, default=None, help="a training_state.pt with a CTC head: its WER too")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     import torch
 
     from asrstream import load_aligner, load_model
     from asrstream.training.manifest import read_manifest
+    from asrstream.training.trainer import ctc_head
 
     if args.timed and not args.aligner:
         p.error("--timed needs --aligner")
@@ -49,9 +53,13 @@ def main() -> None:
     print(f"threads {args.threads}, load average {os.getloadavg()[0]:.2f}, model {args.model}, aligner {args.aligner}")
     model = load_model(args.model, dtype="float32")
     aligner = load_aligner(args.aligner, dtype="float32") if args.aligner else None
+    try:
+        head = ctc_head(model.cfg, source=args.ctc_head) if args.ctc_head else None
+    except ValueError as e:
+        p.error(str(e))
     for m in args.eval:
         rows = read_manifest(m)[: args.n]
-        offline = offline_wer(model, rows, m)
+        offline = offline_wer(model, rows, m, head)
         if args.stream:
             asyncio.run(streamed(model, aligner, rows[: args.stream], offline, m))
     if args.real:
@@ -63,17 +71,21 @@ def main() -> None:
         print(f"aligner {m}: {boundary_error_ms(aligner, rows):.1f} ms mean absolute boundary error, {len(rows)} rows")
 
 
-def offline_wer(model, rows, name) -> list[str]:
-    """Prints the rows' offline WER; returns the transcripts."""
+def offline_wer(model, rows, name, head=None) -> list[str]:
+    """Prints the rows' offline WER (and the CTC head's); returns the transcripts."""
     from asrstream.encoder.audio import load_audio
+    from asrstream.training.evaluate import ctc_transcript
     from asrstream.training.wer import wer
 
-    t0, hyps, seconds = time.perf_counter(), [], 0.0
+    t0, hyps, ctc, seconds = time.perf_counter(), [], [], 0.0
     for r in rows:
         audio = load_audio(r.audio)
         hyps.append(model.transcribe(audio).text)
+        ctc += [ctc_transcript(model, head, audio)] if head is not None else []
         seconds += len(audio) / 16000
-    print(f"offline {name}: WER {100 * wer([r.text for r in rows], hyps):.1f} % over {len(rows)} rows "
+    refs = [r.text for r in rows]
+    also = f", CTC head {100 * wer(refs, ctc):.1f} %" if head is not None else ""
+    print(f"offline {name}: WER {100 * wer(refs, hyps):.1f} %{also} over {len(rows)} rows "
           f"({seconds:.0f} s of audio in {time.perf_counter() - t0:.1f} s)")
     return hyps
 

@@ -18,6 +18,7 @@ from asrstream.testmodel import make_test_model
 from asrstream.training.augment import NO_AUGMENT, AugmentOptions
 from asrstream.training.fresh import make_fresh_model, warm_start
 from asrstream.training.manifest import read_manifest, write_manifest
+from asrstream.training.objective import ctc_greedy
 from asrstream.training.options import TrainOptions
 from asrstream.training.trainer import Trainer
 from asrstream.training.wer import normalize, wer
@@ -260,3 +261,21 @@ def test_a_warm_start_takes_the_ctc_head_a_previous_run_saved(corpus, tmp_path):
     torch.save({"step": 3}, tmp_path / "headless.pt")
     with pytest.raises(ValueError, match="holds no CTC head"):
         Trainer(fresh, tmp_path / "d", train, [], opts, ctc_head_from=tmp_path / "headless.pt")
+
+
+def test_ctc_greedy_merges_repeats_and_drops_blanks():
+    head = torch.nn.Linear(4, 4)  # classes 0-2 and the blank, 3
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(4))
+        head.bias.zero_()
+    frames = torch.eye(4)[[0, 0, 3, 1, 1, 3, 1, 2, 2]]
+    assert ctc_greedy(head, frames) == [0, 1, 1, 2]
+    assert ctc_greedy(head, torch.eye(4)[[3, 3]]) == []
+
+
+def test_evaluation_reports_the_ctc_heads_wer(corpus, tmp_path):
+    fresh = make_fresh_model(tmp_path / "fresh", SHORT * 5, "asr", bpe_size=300)
+    train, held_out = read_manifest(corpus / "train.jsonl"), read_manifest(corpus / "eval.jsonl")
+    with_ctc = Trainer(fresh, tmp_path / "a", train, held_out, _opts(steps=1, ctc_weight=0.3)).evaluate()
+    assert set(with_ctc) == {"wer", "ctc_wer"} and with_ctc["ctc_wer"] >= 0
+    assert set(Trainer(fresh, tmp_path / "b", train, held_out, _opts(steps=1)).evaluate()) == {"wer"}

@@ -107,3 +107,11 @@ def ctc_loss(head, audio: list[torch.Tensor], transcripts: list[list[int]]) -> t
     sizes = torch.tensor([len(t) for t in transcripts])
     total = F.ctc_loss(logp, flat, lengths, sizes, blank=logp.shape[-1] - 1, reduction="sum", zero_infinity=True)
     return total / max(1, int(sizes.sum()))
+
+
+def ctc_greedy(head, frames: torch.Tensor) -> list[int]:
+    """Best-path CTC decoding of one utterance's encoder frames (T, d): the head's most likely class per
+    frame, repeats merged, blanks (the last class) dropped; a blank between two equal tokens keeps both."""
+    best = head(frames).argmax(-1).tolist()
+    blank = head.out_features - 1
+    return [c for i, c in enumerate(best) if c != blank and (i == 0 or c != best[i - 1])]

@@ -150,7 +150,7 @@ class Trainer:
             return {}
         self.net.eval()
         try:
-            result = evaluate(self.helper, self.held_out, self.opts.eval_max_new_tokens)
+            result = evaluate(self.helper, self.held_out, self.opts.eval_max_new_tokens, self.ctc_head)
         finally:
             self.net.train()
         log.info("step %d eval %s", self.step, " ".join(f"{k} {v:.4g}" for k, v in result.items()))
@@ -177,29 +177,35 @@ class Trainer:
 
 
 def _ctc_head(cfg, opts: TrainOptions, device, source: Path | None = None) -> torch.nn.Linear | None:
-    """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank; fresh, or
-    the one a previous run saved (`source`: a file with a "ctc_head" entry, such as <out>/last's
-    training_state.pt), so a warm start from that run's exported model keeps its CTC head."""
+    """The run's CTC head when `opts.ctc_weight` asks for one (see `ctc_head`)."""
     if not opts.ctc_weight:
         if source is not None:
             raise ValueError("a CTC head to start from needs --ctc-weight > 0")
         return None
+    return ctc_head(cfg, opts.seed, source).to(device)
+
+
+def ctc_head(cfg, seed: int = 0, source: Path | None = None) -> torch.nn.Linear:
+    """The training-only CTC head (see objective.py): encoder output -> vocabulary + blank; fresh from
+    `seed`, or the one a previous run saved (`source`: a file with a "ctc_head" entry, such as <out>/last's
+    training_state.pt), so a warm start from that run's exported model keeps its CTC head."""
     if cfg.is_aligner:
         raise ValueError("ctc_weight applies to ASR checkpoints; an aligner has no transcript head to help")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(opts.seed)
+        torch.manual_seed(seed)
         head = torch.nn.Linear(cfg.audio.output_dim, cfg.text.vocab_size + 1)
-    if source is not None:
-        if not Path(source).is_file():
-            raise ValueError(f"no CTC head to start from: {source} is not a file")
-        state = torch.load(source, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or "ctc_head" not in state:
-            raise ValueError(f"{source} holds no CTC head (a training_state.pt of a run with --ctc-weight does)")
-        try:
-            head.load_state_dict(state["ctc_head"])
-        except RuntimeError:
-            raise ValueError(f"the CTC head in {source} does not fit this checkpoint's encoder and vocabulary") from None
-    return head.to(device)
+    if source is None:
+        return head
+    if not Path(source).is_file():
+        raise ValueError(f"no CTC head to start from: {source} is not a file")
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "ctc_head" not in state:
+        raise ValueError(f"{source} holds no CTC head (a training_state.pt of a run with --ctc-weight does)")
+    try:
+        head.load_state_dict(state["ctc_head"])
+    except RuntimeError:
+        raise ValueError(f"the CTC head in {source} does not fit this checkpoint's encoder and vocabulary") from None
+    return head
 
 
 def trainable(net, freeze: str):
