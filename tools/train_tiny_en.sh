@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# How the bundled tiny-en checkpoints (asrstream/models/tiny-en; their design: tools/tiny_en.py) are made:
-# the synthetic corpus on 2 CPU cores, then training on a GPU machine (tools/gpu_tiny_en.sh). Figures: docs/tiny-en.md.
+# How the tiny-en checkpoints (their design: tools/tiny_en.py; none is bundled yet, issue 7) are made: the
+# synthetic corpus on 2 CPU cores, training on a GPU machine (tools/gpu_tiny_en.sh) and on to the CPU.
+# Figures: docs/training.md and issue 7's notes.
 #
 #   tools/train_tiny_en.sh DATA STAGE        STAGE: fast, kb, pack, wheels (here), then gpu (on the GPU machine)
+#   tools/train_tiny_en.sh DATA asr FROM OUT STEPS        go on training FROM/last on 2 CPU cores (resumes OUT)
+#   tools/train_tiny_en.sh DATA aligner ASR OUT STEPS     an aligner warm-started from the ASR model ASR/model
 #
 # The held-out sentences are the same 200 in every corpus (seed 0); festival-slt, flite-slt (one speaker)
 # and Kokoro's af_heart never speak a training sentence.
@@ -56,7 +59,27 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
     for n in keep:
         b.writestr(n, a.read(n))"
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
+asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
+       # on an AVX2-only CPU set BF16=--no-bf16), 120 s batches, a new cosine cycle from lr 5e-4 over STEPS; run again
+       # with the same arguments and it resumes OUT
+    FROM=$3 OUT=$4 STEPS=$5
+    $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
+        --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
+        --train "$DATA/fast/train.jsonl" "$DATA/kb/train.jsonl" "$DATA/kb/train.jsonl" --out "$OUT" --steps "$STEPS" \
+        --batch-seconds 120 --max-batch 32 --lr 5e-4 --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight 0.3 \
+        --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
+aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU
+    ASR=$3 OUT=$4 STEPS=$5
+    [ -f "$DATA/cat_train/joined.jsonl" ] || $PY -m asrstream.training.concat "$DATA/cat_train" \
+        "$DATA/fast/train_timed.jsonl" "$DATA/kb/train_timed.jsonl" --count 1500
+    [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind aligner "$DATA/fast/train.jsonl" \
+        "$DATA/kb/train.jsonl" --from "$ASR/model"
+    $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 100 \
+        --log-every 10 --reverb-prob 0.2 --model "$OUT/init" --train "$DATA/fast/train_timed.jsonl" \
+        "$DATA/kb/train_timed.jsonl" "$DATA/cat_train/joined.jsonl" --out "$OUT" --steps "$STEPS" --batch-seconds 120 \
+        --max-batch 64 --lr 5e-4 --warmup-steps 30 --min-lr-ratio 0.05 --save-dtype bfloat16 \
+        $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
-*)  echo "stage must be fast, kb, pack, wheels or gpu" >&2; exit 2 ;;
+*)  echo "stage must be fast, kb, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;
 esac
