@@ -261,6 +261,9 @@ def test_a_warm_start_takes_the_ctc_head_a_previous_run_saved(corpus, tmp_path):
     torch.save({"step": 3}, tmp_path / "headless.pt")
     with pytest.raises(ValueError, match="holds no CTC head"):
         Trainer(fresh, tmp_path / "d", train, [], opts, ctc_head_from=tmp_path / "headless.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a torch file"):
+        Trainer(fresh, tmp_path / "d", train, [], opts, ctc_head_from=tmp_path / "text.pt")
 
 
 def test_ctc_greedy_merges_repeats_and_drops_blanks():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -198,7 +199,10 @@ def ctc_head(cfg, seed: int = 0, source: Path | None = None) -> torch.nn.Linear:
         return head
     if not Path(source).is_file():
         raise ValueError(f"no CTC head to start from: {source} is not a file")
-    state = torch.load(source, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise ValueError(f"{source} is not a torch file with a CTC head ({type(e).__name__})") from None
     if not isinstance(state, dict) or "ctc_head" not in state:
         raise ValueError(f"{source} holds no CTC head (a training_state.pt of a run with --ctc-weight does)")
     try:
