@@ -60,7 +60,7 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
         b.writestr(n, a.read(n))"
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
-       # on an AVX2-only CPU set BF16=--no-bf16), 120 s batches, a new cosine cycle from lr 5e-4 over STEPS; run again
+       # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine cycle from lr 5e-4 over STEPS; run again
        # with the same arguments and it resumes OUT
     FROM=$3 OUT=$4 STEPS=$5
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
