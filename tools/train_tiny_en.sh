@@ -66,7 +66,7 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
         --train "$DATA/fast/train.jsonl" "$DATA/kb/train.jsonl" "$DATA/kb/train.jsonl" --out "$OUT" --steps "$STEPS" \
-        --batch-seconds 120 --max-batch 32 --lr 5e-4 --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight 0.3 \
+        --batch-seconds 120 --max-batch 32 --lr 5e-4 --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
         --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU
     ASR=$3 OUT=$4 STEPS=$5
