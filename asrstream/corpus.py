@@ -17,6 +17,10 @@ def add_corpus(sub) -> None:
     p.add_argument("--voices", nargs="+", default=(), metavar="VOICE",
                    help="voices of the training and dev sentences (default: every voice not held out); "
                         "e.g. festival-kal festival-ked for an aligner corpus, all with word times")
+    p.add_argument("--text", choices=("fortunes", "chain"), default="fortunes",
+                   help="training sentences: the fortune sentences (at most ~21,000), or as many new ones "
+                        "walked along their word bigrams (held-out sentences never feed them); the held-out "
+                        "and dev rows are the same either way")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="synthesis processes")
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
@@ -38,6 +42,6 @@ def run_corpus(args: argparse.Namespace) -> int:
     total = args.utterances + args.held_out_utterances + args.held_out_utterances // 2
     with tqdm(total=total, unit="utt") as bar:
         counts = build(args.out, args.utterances, args.held_out_utterances, tuple(args.held_out or HELD_OUT),
-                       args.seed, args.workers, bar.update, tuple(args.voices))
+                       args.seed, args.workers, bar.update, tuple(args.voices), args.text)
     print(" ".join(f"{k} {v}" for k, v in counts.items()), f"-> {args.out}")
     return 0

@@ -15,7 +15,7 @@ import soundfile as sf
 from asrstream.decoder.words import split_words
 from asrstream.training.corpus import build, plan
 from asrstream.training.manifest import read_manifest
-from asrstream.training.texts import fortune_sentences, normalize_for_speech
+from asrstream.training.texts import chain_sentences, fortune_sentences, normalize_for_speech
 from asrstream.training.voices import VOICES, synthesize, voice
 
 
@@ -138,3 +138,33 @@ def test_plan_can_limit_training_to_chosen_voices():
         plan(4, 2, ("festival-slt",), 0, ("festival-slt",))
     with pytest.raises(ValueError, match="unknown voice"):
         plan(4, 2, ("festival-slt",), 0, ("festival-nobody",))
+
+
+def test_chained_sentences_are_new_walks_along_the_sources_word_bigrams():
+    sources = fortune_sentences()[:3000]
+    held_out = fortune_sentences()[3000:3100]
+    out = chain_sentences(sources, 300, seed=3, avoid=held_out)
+    words = [s.split() for s in sources]
+    starts, ends = {w[0] for w in words}, {w[-1] for w in words}
+    bigrams = {(a, b) for w in words for a, b in zip(w, w[1:])}
+    assert len({s.lower() for s in out}) == 300
+    assert not {s.lower() for s in out} & {s.lower() for s in sources + held_out}
+    for s in out:
+        w = s.split()
+        assert 4 <= len(w) <= 20 and w[0] in starts and w[-1] in ends, s
+        assert all(pair in bigrams for pair in zip(w, w[1:])), s
+    assert chain_sentences(sources, 300, seed=3, avoid=held_out) == out
+    assert chain_sentences(sources, 300, seed=4, avoid=held_out) != out
+    with pytest.raises(ValueError, match="0 of 2 new sentences"):
+        chain_sentences(["One two three four."], 2, seed=0)  # its only walk is the source itself
+
+
+def test_plan_with_chained_text_changes_only_the_training_sentences():
+    fortunes = plan(30, 6, ("festival-slt",), 0)
+    chained = plan(30, 6, ("festival-slt",), 0, text="chain")
+    assert [r for r in chained if r["split"] != "train"] == [r for r in fortunes if r["split"] != "train"]
+    train = [r for r in chained if r["split"] == "train"]
+    assert [(r["voice"], r["speed"]) for r in train] == [(r["voice"], r["speed"]) for r in fortunes[:30]]
+    assert not {r["text"].lower() for r in train} & {s.lower() for s in fortune_sentences()}
+    with pytest.raises(ValueError, match="text must be one of"):
+        plan(4, 2, ("festival-slt",), 0, text="bible")

@@ -3,7 +3,7 @@
 # synthetic corpus on 2 CPU cores, training on a GPU machine (tools/gpu_tiny_en.sh) and on to the CPU.
 # Figures: docs/training.md and issue 7's notes.
 #
-#   tools/train_tiny_en.sh DATA STAGE        STAGE: fast, kb, pack, wheels (here), then gpu (on the GPU machine)
+#   tools/train_tiny_en.sh DATA STAGE        STAGE: fast, chain, kb, pack, wheels (here), then gpu (on the GPU machine)
 #   tools/train_tiny_en.sh DATA asr FROM OUT STEPS        go on training FROM/last on 2 CPU cores (resumes OUT)
 #   tools/train_tiny_en.sh DATA aligner ASR OUT STEPS     an aligner warm-started from the ASR model ASR/model
 #
@@ -17,6 +17,10 @@ fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, 
        # sentences: 20.6 h, 2 minutes on 2 cores
     V=$($PY -m asrstream corpus "$DATA/fast" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
     $PY -m asrstream corpus "$DATA/fast" --utterances 20800 --held-out-utterances 200 --voices $V --workers 2 ;;
+chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes' word bigrams (--text chain)
+    V=$($PY -m asrstream corpus "$DATA/chain" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
+    $PY -m asrstream corpus "$DATA/chain" --text chain --utterances 20800 --held-out-utterances 200 --voices $V \
+        --workers 2 ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
        # training sentences; af_heart held out with slt
     V=$($PY -c "import random; from asrstream.training.voices import VOICES
@@ -65,7 +69,7 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
     FROM=$3 OUT=$4 STEPS=$5
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
-        --train "$DATA/fast/train.jsonl" "$DATA/kb/train.jsonl" "$DATA/kb/train.jsonl" --out "$OUT" --steps "$STEPS" \
+        --train ${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl} --out "$OUT" --steps "$STEPS" \
         --batch-seconds 120 --max-batch 32 --lr 5e-4 --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
         --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU
@@ -81,5 +85,5 @@ aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utte
         $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
-*)  echo "stage must be fast, kb, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;
+*)  echo "stage must be fast, chain, kb, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;
 esac

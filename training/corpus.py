@@ -1,4 +1,5 @@
-"""A synthetic English speech corpus: fortune sentences spoken by every offline voice installed here.
+"""A synthetic English speech corpus: fortune sentences (or new sentences chained from their word
+bigrams) spoken by every offline voice installed here.
 
 Policy. Sentences are shuffled with the seed and split: the held-out set's sentences never occur in
 training. Training utterances go round-robin over the training voices, each with a random speed
@@ -21,17 +22,22 @@ import numpy as np
 import soundfile as sf
 
 from .manifest import write_manifest
-from .texts import fortune_sentences
+from .texts import chain_sentences, fortune_sentences
 from .voices import SR, VOICES, synthesize, voice
 
 HELD_OUT = ("festival-slt", "flite-slt")
 BATCH = 40  # utterances per synthesis task (one festival process each)
+TEXTS = ("fortunes", "chain")  # the training sentences: fortune sentences, or new ones chained from them
 
 
 def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
-         train_voices: tuple[str, ...] = ()) -> list[dict]:
+         train_voices: tuple[str, ...] = (), text: str = "fortunes") -> list[dict]:
     """Every utterance to make: {split, voice, text, speed, pitch, id}. `train_voices` (default: every
-    voice not held out) speak the training and dev sentences."""
+    voice not held out) speak the training and dev sentences. text="chain": the training sentences
+    are new ones walked along the word bigrams of every sentence not held out (texts.chain_sentences);
+    the held-out and dev rows are those of text="fortunes" with the same seed and counts."""
+    if text not in TEXTS:
+        raise ValueError(f"text must be one of {', '.join(TEXTS)}, got {text!r}")
     for name in held_out + train_voices:
         voice(name)  # names must exist
     if set(held_out) & set(train_voices):
@@ -40,10 +46,11 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sentences))
     n_text = max(1, n_held_out)
-    if n_train + n_text > len(sentences):
+    if text == "fortunes" and n_train + n_text > len(sentences):
         raise ValueError(f"{n_train} + {n_text} sentences asked for; the sources hold {len(sentences)}")
     test_text = [sentences[i] for i in order[:n_text]]
-    train_text = [sentences[i] for i in order[n_text : n_text + n_train]]
+    pool = [sentences[i] for i in order[n_text:]]
+    train_text = pool[:n_train] if text == "fortunes" else chain_sentences(pool, n_train, seed + 1, avoid=test_text)
     trainers = list(train_voices) or [v.name for v in VOICES if v.name not in held_out]
     rows = [_row("train", trainers[i % len(trainers)], t, rng) for i, t in enumerate(train_text)]
     rows += [_row("heldout", held_out[i % len(held_out)], t, rng) for i, t in enumerate(test_text[:n_held_out])]
@@ -59,9 +66,9 @@ def _row(split: str, name: str, text: str, rng) -> dict:
 
 
 def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = HELD_OUT, seed: int = 0,
-          workers: int = 2, progress=None, train_voices: tuple[str, ...] = ()) -> dict[str, int]:
+          workers: int = 2, progress=None, train_voices: tuple[str, ...] = (), text: str = "fortunes") -> dict[str, int]:
     """Synthesise the corpus into `out`; returns utterances per split."""
-    rows = plan(n_train, n_held_out, held_out, seed, train_voices)
+    rows = plan(n_train, n_held_out, held_out, seed, train_voices, text)
     tasks = _tasks(rows)
     out.mkdir(parents=True, exist_ok=True)
     done: list[dict] = []
@@ -78,7 +85,7 @@ def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = 
         counts[split] = len(part)
         if split != "dev":  # for the aligner: the utterances with exact word times
             write_manifest(out / f"{split}_timed.jsonl", [r for r in part if "words" in r])
-    (out / "corpus.json").write_text(json.dumps({"seed": seed, "held_out": list(held_out), "counts": counts,
+    (out / "corpus.json").write_text(json.dumps({"seed": seed, "text": text, "held_out": list(held_out), "counts": counts,
                                                  "voices": sorted({r["voice"] for r in done})}, indent=2) + "\n")
     return counts
 

@@ -13,8 +13,11 @@ spaces and the punctuation . , ? ! ; : ' - and it has 3 to 24 words.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 FORTUNES = Path("/usr/share/games/fortunes")
 ABBREVIATIONS = {"Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "St.": "Saint",
@@ -99,3 +102,32 @@ def _sentences(cookie: str) -> list[str]:
         return []  # verse laid out, a dialogue script or code
     text = " ".join(ln.strip() for ln in lines)
     return [n for s in SENTENCE_END.split(text) if (n := normalize_for_speech(s))]
+
+
+def chain_sentences(sources: list[str], n: int, seed: int, avoid: list[str] = (), min_words: int = 4,
+                    max_words: int = 20) -> list[str]:
+    """`n` distinct new sentences walked along the word bigrams of `sources`: each starts with a word
+    that starts a source sentence, each next word follows the one before it somewhere in the sources,
+    and it stops where a source sentence stops. None is a source sentence or in `avoid` (held-out
+    text, compared without case). Their words and local
+    grammar are those of the sources, their content is not, so a model trained on them must listen
+    instead of recalling memorised sentences."""
+    starts, follow = [], defaultdict(list)
+    for sentence in sources:
+        words = sentence.split()
+        starts.append(words[0])
+        for a, b in zip(words, [*words[1:], None]):
+            follow[a].append(b)
+    rng = np.random.default_rng(seed)
+    known, out = {s.lower() for s in [*sources, *avoid]}, []
+    for _ in range(50 * n):
+        if len(out) == n:
+            return out
+        words = [starts[rng.integers(len(starts))]]
+        while len(words) <= max_words and (nxt := follow[words[-1]][rng.integers(len(follow[words[-1]]))]):
+            words.append(nxt)
+        text = " ".join(words)
+        if nxt is None and min_words <= len(words) <= max_words and text.lower() not in known:
+            known.add(text.lower())
+            out.append(text)
+    raise ValueError(f"the sources gave {len(out)} of {n} new sentences of {min_words}-{max_words} words")
