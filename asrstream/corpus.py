@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .training.texts import TEXTS
+
 HELP_VOICES = "voices held out of training (default: the slt speaker, festival-slt and flite-slt)"
 
 
@@ -17,7 +19,7 @@ def add_corpus(sub) -> None:
     p.add_argument("--voices", nargs="+", default=(), metavar="VOICE",
                    help="voices of the training and dev sentences (default: every voice not held out); "
                         "e.g. festival-kal festival-ked for an aligner corpus, all with word times")
-    p.add_argument("--text", choices=("fortunes", "chain"), default="fortunes",
+    p.add_argument("--text", choices=TEXTS, default="fortunes",
                    help="training sentences: the fortune sentences (at most ~21,000), or as many new ones "
                         "walked along their word bigrams (held-out sentences never feed them); the held-out "
                         "and dev rows are the same either way")

@@ -22,12 +22,11 @@ import numpy as np
 import soundfile as sf
 
 from .manifest import write_manifest
-from .texts import chain_sentences, fortune_sentences
+from .texts import TEXTS, chain_sentences, fortune_sentences
 from .voices import SR, VOICES, synthesize, voice
 
 HELD_OUT = ("festival-slt", "flite-slt")
 BATCH = 40  # utterances per synthesis task (one festival process each)
-TEXTS = ("fortunes", "chain")  # the training sentences: fortune sentences, or new ones chained from them
 
 
 def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,

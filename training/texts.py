@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 FORTUNES = Path("/usr/share/games/fortunes")
+TEXTS = ("fortunes", "chain")  # a corpus's training sentences: fortune sentences, or new ones chained from them
 ABBREVIATIONS = {"Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "St.": "Saint",
                  "Jr.": "Junior", "Sr.": "Senior", "Prof.": "Professor", "Gen.": "General", "Capt.": "Captain",
                  "Lt.": "Lieutenant", "Col.": "Colonel", "Sgt.": "Sergeant", "Rev.": "Reverend", "Mt.": "Mount",
@@ -104,14 +106,13 @@ def _sentences(cookie: str) -> list[str]:
     return [n for s in SENTENCE_END.split(text) if (n := normalize_for_speech(s))]
 
 
-def chain_sentences(sources: list[str], n: int, seed: int, avoid: list[str] = (), min_words: int = 4,
+def chain_sentences(sources: list[str], n: int, seed: int, avoid: Sequence[str] = (), min_words: int = 4,
                     max_words: int = 20) -> list[str]:
     """`n` distinct new sentences walked along the word bigrams of `sources`: each starts with a word
     that starts a source sentence, each next word follows the one before it somewhere in the sources,
     and it stops where a source sentence stops. None is a source sentence or in `avoid` (held-out
-    text, compared without case). Their words and local
-    grammar are those of the sources, their content is not, so a model trained on them must listen
-    instead of recalling memorised sentences."""
+    text, compared without case). Their words and local grammar are those of the sources, their
+    content is not, so a model trained on them must listen instead of recalling memorised sentences."""
     starts, follow = [], defaultdict(list)
     for sentence in sources:
         words = sentence.split()
@@ -121,8 +122,6 @@ def chain_sentences(sources: list[str], n: int, seed: int, avoid: list[str] = ()
     rng = np.random.default_rng(seed)
     known, out = {s.lower() for s in [*sources, *avoid]}, []
     for _ in range(50 * n):
-        if len(out) == n:
-            return out
         words = [starts[rng.integers(len(starts))]]
         while len(words) <= max_words and (nxt := follow[words[-1]][rng.integers(len(follow[words[-1]]))]):
             words.append(nxt)
@@ -130,4 +129,6 @@ def chain_sentences(sources: list[str], n: int, seed: int, avoid: list[str] = ()
         if nxt is None and min_words <= len(words) <= max_words and text.lower() not in known:
             known.add(text.lower())
             out.append(text)
+            if len(out) == n:
+                return out
     raise ValueError(f"the sources gave {len(out)} of {n} new sentences of {min_words}-{max_words} words")
