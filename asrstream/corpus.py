@@ -23,7 +23,10 @@ def add_corpus(sub) -> None:
                    help="training sentences: the fortune sentences (at most ~21,000), or as many new ones "
                         "walked along their word bigrams (held-out sentences never feed them); the held-out "
                         "and dev rows are the same either way")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="draws the held-out split, speeds and pitches")
+    p.add_argument("--chain-seed", type=int, default=None,
+                   help="--text chain: seeds the walks (default: --seed + 1); another value gives new "
+                        "training sentences over the same held-out split")
     p.add_argument("--workers", type=int, default=2, help="synthesis processes")
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     p.set_defaults(func=run_corpus)
@@ -44,6 +47,7 @@ def run_corpus(args: argparse.Namespace) -> int:
     total = args.utterances + args.held_out_utterances + args.held_out_utterances // 2
     with tqdm(total=total, unit="utt") as bar:
         counts = build(args.out, args.utterances, args.held_out_utterances, tuple(args.held_out or HELD_OUT),
-                       args.seed, args.workers, bar.update, tuple(args.voices), args.text)
+                       args.seed, args.workers, bar.update, tuple(args.voices), args.text,
+                       args.chain_seed)
     print(" ".join(f"{k} {v}" for k, v in counts.items()), f"-> {args.out}")
     return 0

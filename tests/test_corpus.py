@@ -166,5 +166,9 @@ def test_plan_with_chained_text_changes_only_the_training_sentences():
     train = [r for r in chained if r["split"] == "train"]
     assert [(r["voice"], r["speed"]) for r in train] == [(r["voice"], r["speed"]) for r in fortunes[:30]]
     assert not {r["text"].lower() for r in train} & {s.lower() for s in fortune_sentences()}
+    other = plan(30, 6, ("festival-slt",), 0, text="chain", chain_seed=9)  # a second corpus, same split
+    assert [r for r in other if r["split"] != "train"] == [r for r in chained if r["split"] != "train"]
+    assert not {r["text"] for r in other[:30]} & {r["text"] for r in train}
+    assert plan(30, 6, ("festival-slt",), 0, text="chain", chain_seed=1) == chained  # the default is seed + 1
     with pytest.raises(ValueError, match="text must be one of"):
         plan(4, 2, ("festival-slt",), 0, text="bible")

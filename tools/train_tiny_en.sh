@@ -17,10 +17,12 @@ fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, 
        # sentences: 20.6 h, 2 minutes on 2 cores
     V=$($PY -m asrstream corpus "$DATA/fast" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
     $PY -m asrstream corpus "$DATA/fast" --utterances 20800 --held-out-utterances 200 --voices $V --workers 2 ;;
-chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes' word bigrams (--text chain)
-    V=$($PY -m asrstream corpus "$DATA/chain" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
-    $PY -m asrstream corpus "$DATA/chain" --text chain --utterances 20800 --held-out-utterances 200 --voices $V \
-        --workers 2 ;;
+chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes' word bigrams (--text chain);
+       # CHAIN_SEED=N (default 1) walks other sentences for a further corpus: DATA/chainN
+    C=$DATA/chain${CHAIN_SEED:+$CHAIN_SEED}
+    V=$($PY -m asrstream corpus "$C" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
+    $PY -m asrstream corpus "$C" --text chain --chain-seed ${CHAIN_SEED:-1} --utterances 20800 \
+        --held-out-utterances 200 --voices $V --workers 2 ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
        # training sentences; af_heart held out with slt
     V=$($PY -c "import random; from asrstream.training.voices import VOICES
@@ -64,13 +66,13 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
         b.writestr(n, a.read(n))"
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
-       # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine cycle from lr 5e-4 over STEPS; run again
-       # with the same arguments and it resumes OUT
+       # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
+       # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT
     FROM=$3 OUT=$4 STEPS=$5
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
         --train ${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl} --out "$OUT" --steps "$STEPS" \
-        --batch-seconds 120 --max-batch 32 --lr 5e-4 --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
+        --batch-seconds 120 --max-batch 32 --lr ${LR:-5e-4} --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
         --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU
     ASR=$3 OUT=$4 STEPS=$5

@@ -30,11 +30,12 @@ BATCH = 40  # utterances per synthesis task (one festival process each)
 
 
 def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
-         train_voices: tuple[str, ...] = (), text: str = "fortunes") -> list[dict]:
+         train_voices: tuple[str, ...] = (), text: str = "fortunes", chain_seed: int | None = None) -> list[dict]:
     """Every utterance to make: {split, voice, text, speed, pitch, id}. `train_voices` (default: every
     voice not held out) speak the training and dev sentences. text="chain": the training sentences
-    are new ones walked along the word bigrams of every sentence not held out (texts.chain_sentences);
-    the held-out and dev rows are those of text="fortunes" with the same seed and counts."""
+    are new ones walked along the word bigrams of every sentence not held out (texts.chain_sentences,
+    seeded by `chain_seed`, default seed + 1: another chain seed gives other sentences over the same
+    split); the held-out and dev rows are those of text="fortunes" with the same seed and counts."""
     if text not in TEXTS:
         raise ValueError(f"text must be one of {', '.join(TEXTS)}, got {text!r}")
     for name in held_out + train_voices:
@@ -49,7 +50,8 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
         raise ValueError(f"{n_train} + {n_text} sentences asked for; the sources hold {len(sentences)}")
     test_text = [sentences[i] for i in order[:n_text]]
     pool = [sentences[i] for i in order[n_text:]]
-    train_text = pool[:n_train] if text == "fortunes" else chain_sentences(pool, n_train, seed + 1, avoid=test_text)
+    train_text = pool[:n_train] if text == "fortunes" else chain_sentences(
+        pool, n_train, seed + 1 if chain_seed is None else chain_seed, avoid=test_text)
     trainers = list(train_voices) or [v.name for v in VOICES if v.name not in held_out]
     rows = [_row("train", trainers[i % len(trainers)], t, rng) for i, t in enumerate(train_text)]
     rows += [_row("heldout", held_out[i % len(held_out)], t, rng) for i, t in enumerate(test_text[:n_held_out])]
@@ -65,9 +67,10 @@ def _row(split: str, name: str, text: str, rng) -> dict:
 
 
 def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = HELD_OUT, seed: int = 0,
-          workers: int = 2, progress=None, train_voices: tuple[str, ...] = (), text: str = "fortunes") -> dict[str, int]:
+          workers: int = 2, progress=None, train_voices: tuple[str, ...] = (), text: str = "fortunes",
+          chain_seed: int | None = None) -> dict[str, int]:
     """Synthesise the corpus into `out`; returns utterances per split."""
-    rows = plan(n_train, n_held_out, held_out, seed, train_voices, text)
+    rows = plan(n_train, n_held_out, held_out, seed, train_voices, text, chain_seed)
     tasks = _tasks(rows)
     out.mkdir(parents=True, exist_ok=True)
     done: list[dict] = []
@@ -84,7 +87,8 @@ def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = 
         counts[split] = len(part)
         if split != "dev":  # for the aligner: the utterances with exact word times
             write_manifest(out / f"{split}_timed.jsonl", [r for r in part if "words" in r])
-    (out / "corpus.json").write_text(json.dumps({"seed": seed, "text": text, "held_out": list(held_out), "counts": counts,
+    (out / "corpus.json").write_text(json.dumps({"seed": seed, "text": text, "chain_seed": chain_seed,
+                                                 "held_out": list(held_out), "counts": counts,
                                                  "voices": sorted({r["voice"] for r in done})}, indent=2) + "\n")
     return counts
 
