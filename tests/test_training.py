@@ -169,7 +169,7 @@ def test_aligner_manifest_needs_words(corpus):
 
 
 @pytest.mark.parametrize("bad, field", [(["--grad-accum", "0"], "grad_accum"), (["--vtlp", "0.5"], "vtlp"),
-                                        (["--freq-masks", "-1"], "freq_masks")])
+                                        (["--freq-masks", "-1"], "freq_masks"), (["--speeds", "0.9", "2.5"], "speeds")])
 def test_cli_bad_option_is_one_line(tmp_path, bad, field):
     r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", "x", "--train", str(tmp_path / "no.jsonl"),
                         "--out", str(tmp_path / "o"), *bad], capture_output=True, text=True, timeout=120)

@@ -74,14 +74,15 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
         --train ${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl} --out "$OUT" --steps "$STEPS" \
         --batch-seconds 120 --max-batch 32 --lr ${LR:-5e-4} --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
         --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
-aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU
+aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU; SPEEDS= the
+         # speed perturbation factors (default 0.9 1.0 1.1)
     ASR=$3 OUT=$4 STEPS=$5
     [ -f "$DATA/cat_train/joined.jsonl" ] || $PY -m asrstream.training.concat "$DATA/cat_train" \
         "$DATA/fast/train_timed.jsonl" "$DATA/kb/train_timed.jsonl" --count 1500
     [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind aligner "$DATA/fast/train.jsonl" \
         "$DATA/kb/train.jsonl" --from "$ASR/model"
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 100 \
-        --log-every 10 --reverb-prob 0.2 --model "$OUT/init" --train "$DATA/fast/train_timed.jsonl" \
+        --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" --train "$DATA/fast/train_timed.jsonl" \
         "$DATA/kb/train_timed.jsonl" "$DATA/cat_train/joined.jsonl" --out "$OUT" --steps "$STEPS" --batch-seconds 120 \
         --max-batch 64 --lr 5e-4 --warmup-steps 30 --min-lr-ratio 0.05 --save-dtype bfloat16 \
         $([ -d "$OUT/last" ] && echo --resume) ;;
