@@ -37,8 +37,8 @@ def add_train(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="train on the audio as it is")
     p.add_argument("--reverb-prob", type=float, default=0.0, help="share of examples with synthetic reverb")
     p.add_argument("--speeds", type=float, nargs="+", default=AugmentOptions().speeds, metavar="F",
-                   help="speed perturbation: one factor drawn per example, word times scaled with it (0.5-2; "
-                        "default 0.9 1.0 1.1). A wider range keeps an aligner from timing words by their text")
+                   help="speed perturbation: one factor drawn per example, word times scaled with it (each "
+                        "0.5-2; default 0.9 1.0 1.1)")
     p.add_argument("--vtlp", type=float, default=0.0, metavar="V",
                    help="vocal tract length perturbation: a frequency warp in [1-V, 1+V] per example "
                         "(0-0.3; default 0: off)")

@@ -172,3 +172,5 @@ def test_plan_with_chained_text_changes_only_the_training_sentences():
     assert plan(30, 6, ("festival-slt",), 0, text="chain", chain_seed=1) == chained  # the default is seed + 1
     with pytest.raises(ValueError, match="text must be one of"):
         plan(4, 2, ("festival-slt",), 0, text="bible")
+    with pytest.raises(ValueError, match="chain seed applies only"):
+        plan(4, 2, ("festival-slt",), 0, chain_seed=3)

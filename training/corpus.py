@@ -38,6 +38,8 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     split); the held-out and dev rows are those of text="fortunes" with the same seed and counts."""
     if text not in TEXTS:
         raise ValueError(f"text must be one of {', '.join(TEXTS)}, got {text!r}")
+    if chain_seed is not None and text != "chain":
+        raise ValueError("a chain seed applies only to text='chain' (--text chain)")
     for name in held_out + train_voices:
         voice(name)  # names must exist
     if set(held_out) & set(train_voices):
@@ -51,7 +53,7 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     test_text = [sentences[i] for i in order[:n_text]]
     pool = [sentences[i] for i in order[n_text:]]
     train_text = pool[:n_train] if text == "fortunes" else chain_sentences(
-        pool, n_train, seed + 1 if chain_seed is None else chain_seed, avoid=test_text)
+        pool, n_train, chain_seed_of(seed, text, chain_seed), avoid=test_text)
     trainers = list(train_voices) or [v.name for v in VOICES if v.name not in held_out]
     rows = [_row("train", trainers[i % len(trainers)], t, rng) for i, t in enumerate(train_text)]
     rows += [_row("heldout", held_out[i % len(held_out)], t, rng) for i, t in enumerate(test_text[:n_held_out])]
@@ -59,6 +61,13 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     for i, r in enumerate(rows):
         r["id"] = i
     return rows
+
+
+def chain_seed_of(seed: int, text: str, chain_seed: int | None) -> int | None:
+    """The seed of the chained sentences' walks (None for the fortunes themselves)."""
+    if text != "chain":
+        return None
+    return seed + 1 if chain_seed is None else chain_seed
 
 
 def _row(split: str, name: str, text: str, rng) -> dict:
@@ -87,9 +96,9 @@ def build(out: Path, n_train: int, n_held_out: int, held_out: tuple[str, ...] = 
         counts[split] = len(part)
         if split != "dev":  # for the aligner: the utterances with exact word times
             write_manifest(out / f"{split}_timed.jsonl", [r for r in part if "words" in r])
-    (out / "corpus.json").write_text(json.dumps({"seed": seed, "text": text, "chain_seed": chain_seed,
-                                                 "held_out": list(held_out), "counts": counts,
-                                                 "voices": sorted({r["voice"] for r in done})}, indent=2) + "\n")
+    about = {"seed": seed, "text": text, "chain_seed": chain_seed_of(seed, text, chain_seed),
+             "held_out": list(held_out), "counts": counts, "voices": sorted({r["voice"] for r in done})}
+    (out / "corpus.json").write_text(json.dumps(about, indent=2) + "\n")
     return counts
 
 
