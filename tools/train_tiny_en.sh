@@ -18,10 +18,10 @@ fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, 
     V=$($PY -m asrstream corpus "$DATA/fast" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
     $PY -m asrstream corpus "$DATA/fast" --utterances 20800 --held-out-utterances 200 --voices $V --workers 2 ;;
 chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes' word bigrams (--text chain);
-       # CHAIN_SEED=N (default 1) walks other sentences for a further corpus: DATA/chainN
+       # CHAIN_SEED=N walks other sentences (than the default chain seed) for a further corpus: DATA/chainN
     C=$DATA/chain${CHAIN_SEED:+$CHAIN_SEED}
     V=$($PY -m asrstream corpus "$C" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
-    $PY -m asrstream corpus "$C" --text chain --chain-seed ${CHAIN_SEED:-1} --utterances 20800 \
+    $PY -m asrstream corpus "$C" --text chain ${CHAIN_SEED:+--chain-seed $CHAIN_SEED} --utterances 20800 \
         --held-out-utterances 200 --voices $V --workers 2 ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
        # training sentences; af_heart held out with slt
