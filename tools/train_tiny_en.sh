@@ -24,15 +24,18 @@ chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes'
     $PY -m asrstream corpus "$C" --text chain ${CHAIN_SEED:+--chain-seed $CHAIN_SEED} --utterances 20800 \
         --held-out-utterances 200 --voices $V --workers 2 ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
-       # training sentences; af_heart held out with slt
+       # training sentences; af_heart held out with slt. CHAIN_SEED=N: on N's chained sentences instead (as the
+       # chain stage), with blends seeded BLEND_SEED (default N + 10) and UTTERANCES of them: DATA/kbN
+    K=$DATA/kb${CHAIN_SEED:+$CHAIN_SEED} BS=${BLEND_SEED:-$((${CHAIN_SEED:-1} + 10))}
     V=$($PY -c "import random; from asrstream.training.voices import VOICES
 ks = [v.name.removeprefix('kokoro-') for v in VOICES if v.engine == 'kokoro' and v.name != 'kokoro-af_heart']
-rng, out = random.Random(11), {'kokoro-' + k for k in ks}
+rng, out = random.Random($BS), {'kokoro-' + k for k in ks}
 while len(out) < len(ks) + 300:
     out.add('kokoro-' + '+'.join(rng.sample(ks, rng.choice([2, 2, 3]))))
 print(' '.join(sorted(out)))")
-    $PY -m asrstream corpus "$DATA/kb" --utterances 2400 --held-out-utterances 200 \
-        --held-out festival-slt flite-slt kokoro-af_heart --voices $V --workers 2 ;;
+    $PY -m asrstream corpus "$K" ${CHAIN_SEED:+--text chain --chain-seed $CHAIN_SEED} \
+        --utterances ${UTTERANCES:-2400} --held-out-utterances 200 --held-out festival-slt flite-slt kokoro-af_heart \
+        --voices $V --workers 2 ;;
 pack)  # what the GPU machine gets (its working tree travels, 64 MiB at most): the natural voices of `fast`,
        # every 6th espeak-ng utterance of it and all of kb, as Ogg/Opus at 12 kbit/s
     mkdir -p "$DATA/sel"
@@ -75,17 +78,17 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
         --batch-seconds 120 --max-batch 32 --lr ${LR:-5e-4} --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
         --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU; SPEEDS= the
-         # speed perturbation factors (default 0.9 1.0 1.1)
+         # speed perturbation factors (default 0.9 1.0 1.1); TRAIN= other timed manifests instead
     ASR=$3 OUT=$4 STEPS=$5
     [ -f "$DATA/cat_train/joined.jsonl" ] || $PY -m asrstream.training.concat "$DATA/cat_train" \
         "$DATA/fast/train_timed.jsonl" "$DATA/kb/train_timed.jsonl" --count 1500
     [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind aligner "$DATA/fast/train.jsonl" \
         "$DATA/kb/train.jsonl" --from "$ASR/model"
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 100 \
-        --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" --train "$DATA/fast/train_timed.jsonl" \
-        "$DATA/kb/train_timed.jsonl" "$DATA/cat_train/joined.jsonl" --out "$OUT" --steps "$STEPS" --batch-seconds 120 \
-        --max-batch 64 --lr 5e-4 --warmup-steps 30 --min-lr-ratio 0.05 --save-dtype bfloat16 \
-        $([ -d "$OUT/last" ] && echo --resume) ;;
+        --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" \
+        --train ${TRAIN:-$DATA/fast/train_timed.jsonl $DATA/kb/train_timed.jsonl $DATA/cat_train/joined.jsonl} \
+        --out "$OUT" --steps "$STEPS" --batch-seconds 120 --max-batch 64 --lr 5e-4 --warmup-steps 30 \
+        --min-lr-ratio 0.05 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
 *)  echo "stage must be fast, chain, kb, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;
