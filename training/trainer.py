@@ -52,7 +52,6 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step, self.epoch, self.index = 0, 0, 0
         self._batches: list[list[int]] | None = None
-        self._audio: dict[Path, np.ndarray] = {}
         self._pool = ThreadPoolExecutor(opts.workers) if opts.workers > 1 else None
         if resume:
             self._restore(load_state(start))
@@ -76,17 +75,14 @@ class Trainer:
         self.index += 1
         return self._batches[self.index - 1], self.epoch
 
-    def _load(self, ex: Example) -> np.ndarray:
-        if ex.audio not in self._audio:
-            self._audio[ex.audio] = load_audio(ex.audio)
-        return self._audio[ex.audio]
-
     def _prepare(self, idx: list[int], epoch: int):
         """(mels, target maker, audio seconds) of a batch, augmented for this epoch."""
         exs = [self.train_set[i] for i in idx]
 
         def one(k: int) -> Augmented:
-            return augment(self._load(exs[k]), self.opts.augment, example_rng(self.opts.seed, epoch, idx[k]))
+            # read from disk each time (the OS caches the files): a corpus held decoded in memory (4 bytes a
+            # sample) outgrows it, 17 GiB for 78 h
+            return augment(load_audio(exs[k].audio), self.opts.augment, example_rng(self.opts.seed, epoch, idx[k]))
 
         done = list(self._pool.map(one, range(len(idx))) if self._pool else map(one, range(len(idx))))
         mels = [mask_features(self.helper.mel(a.wav, a.warp), a.masks) for a in done]
