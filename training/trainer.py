@@ -80,8 +80,8 @@ class Trainer:
         exs = [self.train_set[i] for i in idx]
 
         def one(k: int) -> Augmented:
-            # read from disk each time (the OS caches the files): a corpus held decoded in memory (4 bytes a
-            # sample) outgrows it, 17 GiB for 78 h
+            # read from disk each time (the OS caches the files): held decoded (4 bytes a sample), a corpus
+            # outgrows memory, 17 GiB for 78 h
             return augment(load_audio(exs[k].audio), self.opts.augment, example_rng(self.opts.seed, epoch, idx[k]))
 
         done = list(self._pool.map(one, range(len(idx))) if self._pool else map(one, range(len(idx))))
