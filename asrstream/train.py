@@ -46,13 +46,16 @@ def add_train(sub) -> None:
                    help="SpecAugment: N bands of up to 27 mel bins blanked per example (default 0: off)")
     p.add_argument("--time-masks", type=int, default=0, metavar="N",
                    help="SpecAugment: N runs of up to 5%% of the frames blanked per example (default 0: off)")
+    p.add_argument("--lead-in", type=float, default=0.0, metavar="S",
+                   help="up to S seconds of silence put before each example, so that speech starts anywhere "
+                        "in the encoder's 1 s chunks, as in a stream's segments (0-5; default 0: off)")
     p.set_defaults(func=run_train)
 
 
 def options(args: argparse.Namespace) -> TrainOptions:
     aug = NO_AUGMENT if args.no_augment else AugmentOptions(
         tuple(args.speeds), reverb_prob=args.reverb_prob, vtlp=args.vtlp, freq_masks=args.freq_masks,
-        time_masks=args.time_masks)
+        time_masks=args.time_masks, lead_in=args.lead_in)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions)
               if f.name not in ("augment", "betas")}
     return TrainOptions(**values, augment=aug)

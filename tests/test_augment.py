@@ -1,4 +1,7 @@
-"""Training augmentation: vocal tract length perturbation (VTLP), SpecAugment masks and the per-example draws."""
+"""Training augmentation: vocal tract length perturbation (VTLP), SpecAugment masks, the lead-in and the
+per-example draws."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -88,8 +91,35 @@ def test_mask_features_blanks_exactly_the_band_and_the_run():
     assert mask_features(mel, ()) is mel
 
 
+def test_the_lead_in_puts_silence_before_the_audio_as_drawn():
+    wav = speechlike(1.5, seed=4)
+    on = AugmentOptions(speeds=(1.0,), gain_db=0.0, noise_prob=0.0, lead_in=1.0)
+    off = dataclasses.replace(on, lead_in=0.0)
+    leads = []
+    for i in range(40):
+        a, again, plain = (augment(wav, o, example_rng(0, 3, i)) for o in (on, on, off))
+        n = round(a.lead * SR)
+        assert a.lead == again.lead and np.array_equal(a.wav, again.wav) and plain.lead == 0.0
+        assert not a.wav[:n].any() and np.array_equal(a.wav[n:], plain.wav)
+        leads.append(a.lead)
+    assert 0.0 <= min(leads) < 0.2 and 0.8 < max(leads) <= 1.0
+
+
+def test_noise_over_the_lead_in_is_at_the_speechs_snr():
+    wav = speechlike(1.5, seed=5)
+    opts = AugmentOptions(speeds=(1.0,), gain_db=0.0, noise_prob=1.0, snr_db=(20.0, 20.0), lead_in=3.0)
+    leads = []
+    for i in range(10):
+        a = augment(wav, opts, example_rng(0, 4, i))
+        noise = a.wav - np.concatenate([np.zeros(round(a.lead * SR), np.float32), wav])
+        snr = 20 * np.log10(np.sqrt(np.mean(wav**2)) / np.sqrt(np.mean(noise**2)))
+        assert abs(snr - 20.0) < 0.01, (a.lead, snr)  # measured against speech and silence together, the
+        leads.append(a.lead)  # noise would be 10 log10(1 + lead / 1.5 s) dB quieter: 1.5 dB at a 0.6 s lead
+    assert max(leads) > 1.0 and min(leads) >= 0.0
+
+
 @pytest.mark.parametrize("bad", [dict(freq_masks=-1), dict(time_masks=-2), dict(time_mask_share=0.6),
-                                 dict(freq_mask_bins=129)])
+                                 dict(freq_mask_bins=129), dict(lead_in=-0.5), dict(lead_in=6.0)])
 def test_bad_mask_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         AugmentOptions(**bad)

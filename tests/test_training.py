@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from asrstream import load_aligner, load_model
 from asrstream.decoder.generate import DecodingOptions
 from asrstream.testmodel import make_test_model
-from asrstream.training.augment import NO_AUGMENT, AugmentOptions
+from asrstream.encoder.audio import load_audio
+from asrstream.training.augment import NO_AUGMENT, AugmentOptions, augment, example_rng
 from asrstream.training.fresh import make_fresh_model, warm_start
 from asrstream.training.manifest import read_manifest, write_manifest
 from asrstream.training.objective import ctc_greedy
@@ -135,6 +136,23 @@ def test_aligner_training_lowers_the_loss_and_reports_boundary_error(corpus, tmp
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
     result = trainer.evaluate()
     assert set(result) == {"boundary_ms"} and result["boundary_ms"] >= 0
+
+
+def test_the_aligners_labels_move_with_the_lead_in_and_the_speed(corpus, tmp_path):
+    d = make_test_model(tmp_path / "aligner", "aligner", "tiny", seed=0)
+    train = read_manifest(corpus / "train.jsonl", need_words=True)
+    aug = AugmentOptions(speeds=(0.9, 1.1), gain_db=0.0, noise_prob=0.0, lead_in=1.0)
+    trainer = Trainer(d, tmp_path / "out", train, [], _opts(augment=aug))
+    seg = trainer.cfg.timestamp_segment_time / 1000.0
+    mels, make, _ = trainer._prepare([0, 1, 2, 3], epoch=5)
+    leads = []
+    for k in range(4):
+        a = augment(load_audio(train[k].audio), aug, example_rng(trainer.opts.seed, 5, k))
+        assert mels[k].shape[1] == len(a.wav) // 160  # the lead-in is in the features
+        times = [t / a.speed + a.lead for w in train[k].words for t in (w["start"], w["end"])]
+        assert make(k, mels[k].shape[1] // 8).labels == [round(t / seg) for t in times]
+        leads.append(a.lead)
+    assert max(leads) > 0.1  # the labels were moved, not just left at zero lead
 
 
 def test_cli_trains_evaluates_and_exports(corpus, asr_dir, tmp_path):

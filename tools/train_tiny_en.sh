@@ -70,15 +70,18 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
        # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
-       # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT
+       # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT;
+       # LEAD_IN= the most silence put before an example, in seconds (default 1: speech starts anywhere in the
+       # encoder's 1 s chunks, as in a stream's segments; 0: off, as in the runs before c7)
     FROM=$3 OUT=$4 STEPS=$5
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
         --train ${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl} --out "$OUT" --steps "$STEPS" \
         --batch-seconds 120 --max-batch 32 --lr ${LR:-5e-4} --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
-        --vtlp 0.2 --freq-masks 2 --time-masks 2 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
+        --vtlp 0.2 --freq-masks 2 --time-masks 2 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 \
+        $([ -d "$OUT/last" ] && echo --resume) ;;
 aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU; SPEEDS= the
-         # speed perturbation factors (default 0.9 1.0 1.1); TRAIN= other timed manifests instead
+         # speed perturbation factors (default 0.9 1.0 1.1); TRAIN= other timed manifests instead; LEAD_IN= as in asr
     ASR=$3 OUT=$4 STEPS=$5
     [ -f "$DATA/cat_train/joined.jsonl" ] || $PY -m asrstream.training.concat "$DATA/cat_train" \
         "$DATA/fast/train_timed.jsonl" "$DATA/kb/train_timed.jsonl" --count 1500
@@ -88,7 +91,7 @@ aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utte
         --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" \
         --train ${TRAIN:-$DATA/fast/train_timed.jsonl $DATA/kb/train_timed.jsonl $DATA/cat_train/joined.jsonl} \
         --out "$OUT" --steps "$STEPS" --batch-seconds 120 --max-batch 64 --lr 5e-4 --warmup-steps 30 \
-        --min-lr-ratio 0.05 --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
+        --min-lr-ratio 0.05 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
 *)  echo "stage must be fast, chain, kb, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;

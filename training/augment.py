@@ -8,7 +8,10 @@ impulse response of a random RT60; vocal tract length perturbation (VTLP) draws 
 factor that the features apply (encoder/features.py: formants and harmonics move, tempo does not);
 SpecAugment masks (Park et al. 2019) blank random bands of mel bins and runs of frames in the
 features (`mask_features`): they are drawn here as fractions, so they fit whatever length speed
-perturbation gave the example.
+perturbation gave the example. A lead-in puts up to `lead_in` seconds of silence (which the reverb
+and noise then fill) before the audio: where the speech starts within the encoder's 1 s conv chunks
+then varies, as it does in a stream, whose segments start wherever the endpointer put them. Word
+times move with it.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ class AugmentOptions:
     freq_mask_bins: int = 27
     time_masks: int = 0  # SpecAugment: runs of frames blanked per example, each up to time_mask_share of them
     time_mask_share: float = 0.05
+    lead_in: float = 0.0  # silence put before the audio, drawn in [0, lead_in] seconds per example (0: off)
 
     def __post_init__(self):
         if not self.speeds or any(not 0.5 <= s <= 2.0 for s in self.speeds):
@@ -47,6 +51,8 @@ class AugmentOptions:
             raise ValueError(f"freq_mask_bins must be in [0, {N_MELS}], got {self.freq_mask_bins}")
         if not 0.0 <= self.time_mask_share <= 0.5:
             raise ValueError(f"time_mask_share must be in [0, 0.5], got {self.time_mask_share}")
+        if not 0.0 <= self.lead_in <= 5.0:
+            raise ValueError(f"lead_in must be in [0, 5] seconds, got {self.lead_in}")
         for name in ("noise_prob", "reverb_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -64,24 +70,29 @@ class Augmented(NamedTuple):
     speed: float  # word times t become t / speed
     warp: float  # the features' VTLP factor (LogMel(wav, warp))
     masks: tuple[tuple[str, float, float], ...] = ()  # ("freq" | "time", start, width) as shares of the axis
+    lead: float = 0.0  # seconds of silence put first: word times t become t / speed + lead
 
 
 def augment(wav: np.ndarray, opts: AugmentOptions, rng: np.random.Generator) -> Augmented:
-    """One example's augmentation; draws from `rng` in a fixed order (speed, reverb, noise, gain, warp)."""
+    """One example's augmentation; draws from `rng` in a fixed order (speed, lead-in, reverb, noise, gain,
+    warp, masks). Each option that is off draws nothing, so the others draw what they did without it."""
     speed = float(rng.choice(opts.speeds))
     if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
         import soxr  # a server/train dependency: the client-side CLI never imports it
         wav = soxr.resample(wav, SR * speed, SR).astype(np.float32)
+    lead = 0
+    if opts.lead_in:
+        lead = int(rng.integers(0, int(opts.lead_in * SR) + 1))
+        wav = np.concatenate([np.zeros(lead, np.float32), wav])
     if opts.reverb_prob and rng.random() < opts.reverb_prob:
         wav = _reverb(wav, rng.uniform(*opts.rt60), rng)
     if opts.noise_prob and rng.random() < opts.noise_prob:
-        wav = wav + _noise(len(wav), rng) * _rms(wav) / 10 ** (rng.uniform(*opts.snr_db) / 20)
+        level = _rms(wav[lead:])  # the SNR is against the speech, not the silence put before it
+        wav = wav + _noise(len(wav), rng) * level / 10 ** (rng.uniform(*opts.snr_db) / 20)
     if opts.gain_db:
         wav = wav * 10 ** (rng.uniform(-opts.gain_db, opts.gain_db) / 20)
-    warp = round(float(rng.uniform(1 - opts.vtlp, 1 + opts.vtlp)), 2) if opts.vtlp else 1.0  # drawn after
-    # the rest, and the masks after it: without them every earlier draw is what it was before the options
-    # existed (resumes stay exact)
-    return Augmented(np.clip(wav, -1.0, 1.0).astype(np.float32), speed, warp, _masks(opts, rng))
+    warp = round(float(rng.uniform(1 - opts.vtlp, 1 + opts.vtlp)), 2) if opts.vtlp else 1.0
+    return Augmented(np.clip(wav, -1.0, 1.0).astype(np.float32), speed, warp, _masks(opts, rng), lead / SR)
 
 
 def _masks(opts: AugmentOptions, rng: np.random.Generator) -> tuple[tuple[str, float, float], ...]:

@@ -69,11 +69,12 @@ def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, lang
     return Target(ids, list(range(start, len(ids) - 1)), answer, prompter.encode(text))
 
 
-def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float = 1.0) -> Target:
+def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float = 1.0, lead: float = 0.0) -> Target:
+    """The aligner's target for audio played `speed` times faster after `lead` seconds of silence."""
     ids = prompter.expand_audio(prompter.encode(aligner_text([w["word"] for w in words])), n_audio)
     slots = [i for i, t in enumerate(ids) if t == cfg.timestamp_token_id]
     seg = cfg.timestamp_segment_time / 1000.0
-    times = [t / speed for w in words for t in (w["start"], w["end"])]
+    times = [t / speed + lead for w in words for t in (w["start"], w["end"])]
     labels = [min(max(round(t / seg), 0), cfg.classify_num - 1) for t in times]
     if len(slots) != len(labels):
         raise ValueError(f"{len(slots)} <timestamp> tokens for {len(words)} words")

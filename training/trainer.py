@@ -86,11 +86,10 @@ class Trainer:
 
         done = list(self._pool.map(one, range(len(idx))) if self._pool else map(one, range(len(idx))))
         mels = [mask_features(self.helper.mel(a.wav, a.warp), a.masks) for a in done]
-        speeds = [a.speed for a in done]
         p, cfg = self.helper.prompter, self.cfg
         if cfg.is_aligner:
             def make(k, n):
-                return aligner_target(p, cfg, n, list(exs[k].words), speeds[k])
+                return aligner_target(p, cfg, n, list(exs[k].words), done[k].speed, done[k].lead)
         else:
             def make(k, n):
                 return asr_target(p, cfg.eos_token_ids, n, exs[k].text, exs[k].language)
