@@ -72,7 +72,7 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
        # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
        # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT;
        # LEAD_IN= the most silence put before an example, in seconds (default 1: speech starts anywhere in the
-       # encoder's 1 s chunks, as in a stream's segments; 0: off, as in the runs before c7)
+       # encoder's 1 s chunks, as in a stream's segments; 0: off, as in every run before the option existed)
     FROM=$3 OUT=$4 STEPS=$5
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
