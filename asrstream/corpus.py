@@ -20,13 +20,14 @@ def add_corpus(sub) -> None:
                    help="voices of the training and dev sentences (default: every voice not held out); "
                         "e.g. festival-kal festival-ked for an aligner corpus, all with word times")
     p.add_argument("--text", choices=TEXTS, default="fortunes",
-                   help="training sentences: the fortune sentences (at most ~21,000), or as many new ones "
-                        "walked along their word bigrams (held-out sentences never feed them); the held-out "
-                        "and dev rows are the same either way")
+                   help="training sentences: the fortune sentences (at most ~21,000), as many new ones "
+                        "walked along their word bigrams (held-out sentences never feed them), or sentences "
+                        "drawn from the GCIDE dictionary (apt-get install dict-gcide; a wider vocabulary); "
+                        "the held-out and dev rows are the same every way")
     p.add_argument("--seed", type=int, default=0, help="draws the held-out split, speeds and pitches")
     p.add_argument("--chain-seed", type=int, default=None,
-                   help="--text chain: seeds the walks (default: --seed + 1); another value gives new "
-                        "training sentences over the same held-out split")
+                   help="--text chain or gcide: seeds the walks or the draw (default: --seed + 1); another "
+                        "value gives new training sentences over the same held-out split")
     p.add_argument("--workers", type=int, default=2, help="synthesis processes")
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     p.set_defaults(func=run_corpus)

@@ -3,6 +3,7 @@ Kokoro word times line up with the aligner's word units and the speech, the held
 sentences stay out of training."""
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -15,7 +16,8 @@ import soundfile as sf
 from asrstream.decoder.words import split_words
 from asrstream.training.corpus import build, plan
 from asrstream.training.manifest import read_manifest
-from asrstream.training.texts import chain_sentences, fortune_sentences, normalize_for_speech
+from asrstream.training import texts
+from asrstream.training.texts import chain_sentences, fortune_sentences, gcide_sentences, normalize_for_speech
 from asrstream.training.voices import VOICES, synthesize, voice
 
 
@@ -174,3 +176,67 @@ def test_plan_with_chained_text_changes_only_the_training_sentences():
         plan(4, 2, ("festival-slt",), 0, text="bible")
     with pytest.raises(ValueError, match="chain seed applies only"):
         plan(4, 2, ("festival-slt",), 0, chain_seed=3)
+
+
+GCIDE_SAMPLE = """Abdicate \\Ab"di*cate\\, v. t. [L. abdicatus, p. p. of abdicare.]
+   1. To surrender or relinquish, as sovereign power; to
+      withdraw from filling or exercising, as a high office.
+      [1913 Webster]
+
+            Wherefore should he abdicate his own right to his
+            son? --Milton.
+      [1913 Webster]
+
+Abdomen \\Ab*do"men\\, n.
+   2. (Zool.) The posterior section of the body, behind the
+      thorax, in insects. Also called the belly. Not continent; incontinent. 2
+      Tim. iii. 3. A place for hiding articles,things of value;, or letters.
+      [1913 Webster]
+
+Abdicate \\Ab"di*cate\\, v. i.
+   To surrender or relinquish, as sovereign power; to withdraw from filling or exercising, as a high office.
+"""
+
+
+def _gcide(tmp_path, text: str):
+    path = tmp_path / "gcide.dict.dz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def test_gcide_sentences_are_the_dictionarys_prose_without_its_apparatus(tmp_path):
+    assert gcide_sentences(_gcide(tmp_path, GCIDE_SAMPLE)) == [
+        "To surrender or relinquish, as sovereign power; to withdraw from filling or exercising, as a high office.",
+        "Wherefore should he abdicate his own right to his son?",
+        "The posterior section of the body, behind the thorax, in insects.",
+        "Also called the belly.",
+        "A place for hiding articles, things of value; or letters.",
+    ]  # headwords, [etymologies], sense numbers, (labels), --attributions, cited verses, repeats: dropped
+    with pytest.raises(RuntimeError, match="apt-get install dict-gcide"):
+        gcide_sentences(tmp_path / "none.dz")
+
+
+def test_plan_with_gcide_text_draws_dictionary_sentences_that_are_not_held_out(tmp_path, monkeypatch):
+    fortunes = plan(6, 4, ("festival-slt",), 0)
+    held = [r["text"] for r in fortunes if r["split"] == "heldout"]
+    own = [f"The number {w} is a word of this test dictionary." for w in ("one", "two", "three", "four", "five",
+                                                                         "six", "seven", "eight", "nine")]
+    lines = "\n".join(f"   {s}" for s in [held[0], *own])
+    monkeypatch.setattr(texts, "GCIDE", _gcide(tmp_path, f"Word \\Word\\, n.\n{lines}\n"))
+    drawn = plan(6, 4, ("festival-slt",), 0, text="gcide")
+    assert [r for r in drawn if r["split"] != "train"] == [r for r in fortunes if r["split"] != "train"]
+    train = [r["text"] for r in drawn if r["split"] == "train"]
+    assert len(set(train)) == 6 and set(train) <= set(own)  # the held-out sentence is never drawn
+    assert plan(6, 4, ("festival-slt",), 0, text="gcide", chain_seed=1) == drawn  # the default is seed + 1
+    other = [r["text"] for r in plan(6, 4, ("festival-slt",), 0, text="gcide", chain_seed=5) if r["split"] == "train"]
+    assert other != train and set(other) <= set(own)
+    with pytest.raises(ValueError, match="GCIDE holds 9"):
+        plan(10, 4, ("festival-slt",), 0, text="gcide")
+
+
+def test_the_installed_gcide_gives_two_hundred_thousand_speakable_sentences():
+    out = gcide_sentences()  # .ci/run installs dict-gcide
+    assert len(out) > 200_000
+    assert all(normalize_for_speech(s) == s and len(s.split()) >= 4 for s in out[::97])
+    assert not [s for s in out if "[" in s or "--" in s]  # no [1913 Webster] markers, no --attributions

@@ -1,5 +1,5 @@
 """A synthetic English speech corpus: fortune sentences (or new sentences chained from their word
-bigrams) spoken by every offline voice installed here.
+bigrams, or dictionary sentences) spoken by every offline voice installed here.
 
 Policy. Sentences are shuffled with the seed and split: the held-out set's sentences never occur in
 training. Training utterances go round-robin over the training voices, each with a random speed
@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from .manifest import write_manifest
-from .texts import TEXTS, chain_sentences, fortune_sentences
+from .texts import TEXTS, chain_sentences, fortune_sentences, gcide_sentences
 from .voices import SR, VOICES, synthesize, voice
 
 HELD_OUT = ("festival-slt", "flite-slt")
@@ -35,11 +35,13 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     voice not held out) speak the training and dev sentences. text="chain": the training sentences
     are new ones walked along the word bigrams of every sentence not held out (texts.chain_sentences,
     seeded by `chain_seed`, default seed + 1: another chain seed gives other sentences over the same
-    split); the held-out and dev rows are those of text="fortunes" with the same seed and counts."""
+    split); text="gcide": GCIDE's sentences (texts.gcide_sentences) that are not held out, drawn with
+    `chain_seed` the same way. The held-out and dev rows are those of text="fortunes" with the same
+    seed and counts."""
     if text not in TEXTS:
         raise ValueError(f"text must be one of {', '.join(TEXTS)}, got {text!r}")
-    if chain_seed is not None and text != "chain":
-        raise ValueError("a chain seed applies only to text='chain' (--text chain)")
+    if chain_seed is not None and text == "fortunes":
+        raise ValueError("a chain seed applies only to text='chain' or 'gcide' (--text chain|gcide)")
     for name in held_out + train_voices:
         voice(name)  # names must exist
     if set(held_out) & set(train_voices):
@@ -52,8 +54,7 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
         raise ValueError(f"{n_train} + {n_text} sentences asked for; the sources hold {len(sentences)}")
     test_text = [sentences[i] for i in order[:n_text]]
     pool = [sentences[i] for i in order[n_text:]]
-    train_text = pool[:n_train] if text == "fortunes" else chain_sentences(
-        pool, n_train, chain_seed_of(seed, text, chain_seed), avoid=test_text)
+    train_text = _training_text(text, pool, n_train, chain_seed_of(seed, text, chain_seed), test_text)
     trainers = list(train_voices) or [v.name for v in VOICES if v.name not in held_out]
     rows = [_row("train", trainers[i % len(trainers)], t, rng) for i, t in enumerate(train_text)]
     rows += [_row("heldout", held_out[i % len(held_out)], t, rng) for i, t in enumerate(test_text[:n_held_out])]
@@ -63,9 +64,21 @@ def plan(n_train: int, n_held_out: int, held_out: tuple[str, ...], seed: int,
     return rows
 
 
+def _training_text(text: str, pool: list[str], n: int, text_seed: int | None, test_text: list[str]) -> list[str]:
+    if text == "fortunes":
+        return pool[:n]
+    if text == "chain":
+        return chain_sentences(pool, n, text_seed, avoid=test_text)
+    held = {t.lower() for t in test_text}
+    dictionary = [t for t in gcide_sentences() if t.lower() not in held]
+    if n > len(dictionary):
+        raise ValueError(f"{n} sentences asked for; GCIDE holds {len(dictionary)}")
+    return [dictionary[i] for i in np.random.default_rng(text_seed).choice(len(dictionary), n, replace=False)]
+
+
 def chain_seed_of(seed: int, text: str, chain_seed: int | None) -> int | None:
-    """The seed of the chained sentences' walks (None for the fortunes themselves)."""
-    if text != "chain":
+    """The seed of the chained sentences' walks or of the dictionary draw (None for the fortunes)."""
+    if text == "fortunes":
         return None
     return seed + 1 if chain_seed is None else chain_seed
 

@@ -1,8 +1,10 @@
 """English sentences for synthetic speech, and their normalisation for speaking.
 
-Source: the fortune databases Debian ships (`fortunes-min`, `fortunes`: quotations, literature,
+Sources: the fortune databases Debian ships (`fortunes-min`, `fortunes`: quotations, literature,
 riddles) under /usr/share/games/fortunes. Each cookie is cut into sentences; attributions
-("-- Author") and lines that look like verse, code or dialogue markup are dropped.
+("-- Author") and lines that look like verse, code or dialogue markup are dropped. For a wider
+vocabulary, the definitions and quotations of GCIDE (`dict-gcide`: Webster's 1913 and additions,
+214,000 sentences) under /usr/share/dictd: labels, etymologies, sense numbers and attributions dropped.
 
 Normalisation writes what a speaker says: numbers as words (years in pairs: "1984" -> "nineteen
 eighty-four"; ordinals; decimals with "point"; "$5.50" -> "five dollars fifty cents"; "50%" ->
@@ -12,6 +14,7 @@ spaces and the punctuation . , ? ! ; : ' - and it has 3 to 24 words.
 """
 from __future__ import annotations
 
+import gzip
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 FORTUNES = Path("/usr/share/games/fortunes")
-TEXTS = ("fortunes", "chain")  # a corpus's training sentences: fortune sentences, or new ones chained from them
+GCIDE = Path("/usr/share/dictd/gcide.dict.dz")
+# a corpus's training sentences: fortune sentences, new ones chained from them, or dictionary sentences
+TEXTS = ("fortunes", "chain", "gcide")
+CITATION = re.compile(r"\b(i{1,3}|iv|vi{0,3}|ix|xi{0,3}|xiv|xv|xx)\.")  # "Tim. iii. 3.": a verse cited, not prose
 ABBREVIATIONS = {"Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "St.": "Saint",
                  "Jr.": "Junior", "Sr.": "Senior", "Prof.": "Professor", "Gen.": "General", "Capt.": "Captain",
                  "Lt.": "Lieutenant", "Col.": "Colonel", "Sgt.": "Sergeant", "Rev.": "Reverend", "Mt.": "Mount",
@@ -96,6 +102,35 @@ def fortune_sentences(folder: Path = FORTUNES) -> list[str]:
                     seen.add(s.lower())
                     out.append(s)
     return out
+
+
+def gcide_sentences(path: Path | None = None) -> list[str]:
+    """Normalised, distinct sentences (4 words or more, ending in . ? or !) of the definitions and
+    quotations in the GCIDE dictionary at `path` (default GCIDE), in a stable order."""
+    path = path or GCIDE
+    if not path.is_file():
+        raise RuntimeError(f"no GCIDE dictionary at {path}: apt-get install dict-gcide")
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:  # dictzip is gzip
+        blocks = re.split(r"\n\s*\n", f.read())
+    out, seen = [], set()
+    for block in blocks:  # an entry's headword line starts at column 0, its text is indented
+        body = _gcide_plain(" ".join(ln.strip() for ln in block.splitlines() if ln.startswith("   ")))
+        for s in SENTENCE_END.split(body):
+            n = normalize_for_speech(s)
+            n = n and re.sub(r"([,;:.?!])[,;:.]+", r"\1", re.sub(r",(?=\w)", ", ", n))  # "one;, two", "a,b", "son?."
+            if n and n[-1] in ".?!" and len(n.split()) >= 4 and not CITATION.search(n) and n.lower() not in seen:
+                seen.add(n.lower())
+                out.append(n)
+    return out
+
+
+def _gcide_plain(text: str) -> str:
+    text = re.sub(r"\[[^\]]*\]", "", text)  # [1913 Webster], [R.], [L. abdicatio.]
+    text = re.sub(r"\([A-Z][a-z]*\.?( [A-Za-z]+\.?)*\)", "", text)  # (Anat.), (Zool.) field labels
+    text = re.sub(r"--\s*[A-Z][\w. ]*\.?", ".", text)  # --Milton. attributions
+    text = re.sub(r"(^|\s)\d+\.\s", " ", text)  # sense numbers
+    text = text.replace("{", "").replace("}", "")
+    return text
 
 
 def _sentences(cookie: str) -> list[str]:
