@@ -4,7 +4,7 @@ Sources: the fortune databases Debian ships (`fortunes-min`, `fortunes`: quotati
 riddles) under /usr/share/games/fortunes. Each cookie is cut into sentences; attributions
 ("-- Author") and lines that look like verse, code or dialogue markup are dropped. For a wider
 vocabulary, the definitions and quotations of GCIDE (`dict-gcide`: Webster's 1913 and additions,
-214,000 sentences) under /usr/share/dictd: labels, etymologies, sense numbers and attributions dropped.
+213,000 sentences) under /usr/share/dictd: labels, etymologies, sense numbers and attributions dropped.
 
 Normalisation writes what a speaker says: numbers as words (years in pairs: "1984" -> "nineteen
 eighty-four"; ordinals; decimals with "point"; "$5.50" -> "five dollars fifty cents"; "50%" ->
