@@ -12,21 +12,24 @@
 set -euo pipefail
 DATA=$1 STAGE=$2
 PY=${PYTHON:-python}
+fast_voices() {  # every voice but Kokoro's and slt's
+    $PY -m asrstream corpus "$DATA" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt
+}
 case $STAGE in
 fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, piper 1) on all 20,800 training
        # sentences: 20.6 h, 2 minutes on 2 cores
-    V=$($PY -m asrstream corpus "$DATA/fast" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
+    V=$(fast_voices)
     $PY -m asrstream corpus "$DATA/fast" --utterances 20800 --held-out-utterances 200 --voices $V --workers 2 ;;
 chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes' word bigrams (--text chain);
        # CHAIN_SEED=N walks other sentences (than the default chain seed) for a further corpus: DATA/chainN
     C=$DATA/chain${CHAIN_SEED:+$CHAIN_SEED}
-    V=$($PY -m asrstream corpus "$C" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
+    V=$(fast_voices)
     $PY -m asrstream corpus "$C" --text chain ${CHAIN_SEED:+--chain-seed $CHAIN_SEED} --utterances 20800 \
         --held-out-utterances 200 --voices $V --workers 2 ;;
 gcide) # the voices of `fast` on UTTERANCES (default 16,000) sentences drawn from the GCIDE dictionary (--text gcide:
        # words the fortunes lack), drawn with CHAIN_SEED (default 11): DATA/gcN; 16,000 took 5 minutes on 2 cores
-    N=${CHAIN_SEED:-11} G=$DATA/gc${CHAIN_SEED:-11}
-    V=$($PY -m asrstream corpus "$G" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt)
+    N=${CHAIN_SEED:-11}; G=$DATA/gc$N
+    V=$(fast_voices)
     $PY -m asrstream corpus "$G" --text gcide --chain-seed "$N" --utterances ${UTTERANCES:-16000} \
         --held-out-utterances 200 --voices $V --workers 2 ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
