@@ -34,8 +34,8 @@ gcide) # the voices of `fast` on UTTERANCES (default 16,000) sentences drawn fro
         --held-out-utterances 200 --voices $V --workers 2 ;;
 fgcide) # the six voices of `fast` that are not espeak-ng (flite kal16, awb, rms; festival kal, ked; piper joe) on
         # UTTERANCES (default 6,000) dictionary sentences drawn with CHAIN_SEED (default 13): DATA/fgN. espeak-ng speaks
-        # 7 in 8 of the other corpora's hours, and the model did worst on these voices even on their own training
-        # voices' held-out rows; 6,000 took 4 minutes on 2 cores, 24,000 took 14
+        # 7 in 8 of the hours of fast, chain and gcide, and a model trained mostly on them did as badly on these six
+        # voices' held-out sentences as on slt; 6,000 took 4 minutes on 2 cores, 24,000 took 14
     N=${CHAIN_SEED:-13}
     V=$(fast_voices | grep -v espeak)
     $PY -m asrstream corpus "$DATA/fg$N" --text gcide --chain-seed "$N" --utterances ${UTTERANCES:-6000} \
