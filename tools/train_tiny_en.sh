@@ -15,6 +15,11 @@ PY=${PYTHON:-python}
 fast_voices() {  # every voice but Kokoro's and slt's
     $PY -m asrstream corpus "$DATA" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt
 }
+dictionary() {  # OUT SEED UTTERANCES VOICES...: dictionary sentences (--text gcide) drawn with SEED
+    local out=$1 seed=$2 count=$3; shift 3
+    $PY -m asrstream corpus "$out" --text gcide --chain-seed "$seed" --utterances "$count" \
+        --held-out-utterances 200 --voices "$@" --workers 2
+}
 case $STAGE in
 fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, piper 1) on all 20,800 training
        # sentences: 20.6 h, 2 minutes on 2 cores
@@ -28,18 +33,16 @@ chain) # the voices of `fast` on 20,800 new sentences chained from the fortunes'
         --held-out-utterances 200 --voices $V --workers 2 ;;
 gcide) # the voices of `fast` on UTTERANCES (default 16,000) sentences drawn from the GCIDE dictionary (--text gcide:
        # words the fortunes lack), drawn with CHAIN_SEED (default 11): DATA/gcN; 16,000 took 5 minutes on 2 cores
-    N=${CHAIN_SEED:-11}; G=$DATA/gc$N
+    N=${CHAIN_SEED:-11}
     V=$(fast_voices)
-    $PY -m asrstream corpus "$G" --text gcide --chain-seed "$N" --utterances ${UTTERANCES:-16000} \
-        --held-out-utterances 200 --voices $V --workers 2 ;;
+    dictionary "$DATA/gc$N" "$N" "${UTTERANCES:-16000}" $V ;;
 fgcide) # the six voices of `fast` that are not espeak-ng (flite kal16, awb, rms; festival kal, ked; piper joe) on
         # UTTERANCES (default 6,000) dictionary sentences drawn with CHAIN_SEED (default 13): DATA/fgN. espeak-ng speaks
         # 7 in 8 of the hours of fast, chain and gcide, and a model trained mostly on them did as badly on these six
         # voices' held-out sentences as on slt; 6,000 took 4 minutes on 2 cores, 24,000 took 14
     N=${CHAIN_SEED:-13}
     V=$(fast_voices | grep -v espeak)
-    $PY -m asrstream corpus "$DATA/fg$N" --text gcide --chain-seed "$N" --utterances ${UTTERANCES:-6000} \
-        --held-out-utterances 200 --voices $V --workers 2 ;;
+    dictionary "$DATA/fg$N" "$N" "${UTTERANCES:-6000}" $V ;;
 kb)    # Kokoro: its 27 training voices and 300 blends of two or three of them (seed 11) on the first 2,400
        # training sentences; af_heart held out with slt. CHAIN_SEED=N: on N's chained sentences instead (as the
        # chain stage), with blends seeded BLEND_SEED (default N + 10) and UTTERANCES of them: DATA/kbN
