@@ -15,6 +15,7 @@ import soundfile as sf
 
 from asrstream.decoder.words import split_words
 from asrstream.training.corpus import build, plan
+from asrstream.training.engine import run_engine
 from asrstream.training.manifest import read_manifest
 from asrstream.training import texts
 from asrstream.training.texts import chain_sentences, fortune_sentences, gcide_sentences, normalize_for_speech
@@ -105,6 +106,12 @@ def test_espeak_through_its_library_sounds_as_its_command_line_does():
     with pytest.raises(ValueError, match="no voice"):
         speak("xx-nobody", text, 180, 60)
 
+
+def test_a_failing_or_hung_speech_engine_is_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"^sh failed \(exit status 3\): no such voice$"):
+        run_engine(["sh", "-c", "echo 'no such voice' >&2; exit 3"])
+    with pytest.raises(RuntimeError, match=r"^sleep gave no speech within 0.2 s: sleep 5$"):
+        run_engine(["sleep", "5"], timeout=0.2)
 
 
 def test_corpus_keeps_the_held_out_speaker_and_sentences_out_of_training(tmp_path):

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import tarfile
 import urllib.request
 from functools import lru_cache
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..decoder.words import kept_char, split_words
+from .engine import run_engine
 
 SR = 24000
 HOP = 600  # samples per duration frame (25 ms)
@@ -185,12 +185,9 @@ def _rewrite(ipa: str, us: bool) -> str:
 
 
 def _espeak_lines(text: str, lang: str) -> list[str]:
-    """espeak-ng's IPA for `text`, a string per output line (one per clause)."""
-    try:
-        r = subprocess.run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", lang], input=text, capture_output=True,
-                           text=True, check=True, timeout=60)  # from stdin, a line break ends a clause
-    except FileNotFoundError:
-        raise RuntimeError("espeak-ng is not installed (Debian package espeak-ng)") from None
+    """espeak-ng's IPA for `text` (read from stdin, where a line break ends a clause), a string per output
+    line (one per clause)."""
+    r = run_engine(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", lang], input=text, text=True, timeout=60)
     return [x.strip() for x in r.stdout.splitlines() if x.strip()]
 
 

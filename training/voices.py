@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +29,7 @@ import soundfile as sf
 
 from ..decoder.words import split_words
 from . import kokoro
+from .engine import run_engine
 from .espeak import speak
 
 SR = 16000
@@ -91,13 +91,6 @@ def _to_16k(wav: np.ndarray, sr: int) -> np.ndarray:
     return (out * (0.9 / peak) if peak > 0 else out).astype(np.float32)
 
 
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, check=True, capture_output=True, timeout=300, **kw)
-    except FileNotFoundError:
-        raise RuntimeError(f"{cmd[0]} is not installed (Debian package {cmd[0]})") from None
-
-
 def _espeak(v: Voice, text: str, speed: float, pitch: float) -> tuple[np.ndarray, list[dict] | None]:
     audio, sr, words = speak(v.voice, text, round(165 * speed), round(50 + 30 * pitch))
     return _to_16k(audio.astype(np.float32) / 32768, sr), _units(text, words)
@@ -106,8 +99,8 @@ def _espeak(v: Voice, text: str, speed: float, pitch: float) -> tuple[np.ndarray
 def _flite(v: Voice, text: str, speed: float, pitch: float) -> np.ndarray:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "x.wav"
-        _run(["flite", "-voice", v.voice, "--setf", f"duration_stretch={1 / speed:.3f}",
-              "--setf", f"int_f0_target_mean={110 * 2 ** (pitch / 3):.1f}", "-t", text, "-o", str(out)])
+        run_engine(["flite", "-voice", v.voice, "--setf", f"duration_stretch={1 / speed:.3f}",
+                    "--setf", f"int_f0_target_mean={110 * 2 ** (pitch / 3):.1f}", "-t", text, "-o", str(out)])
         wav, sr = sf.read(out, dtype="float32")
     return _to_16k(wav, sr)
 
@@ -157,7 +150,7 @@ def _festival(v: Voice, texts: list[str], speeds: list[float]) -> list[tuple[np.
                       '(item.feat w "word_end"))) (utt.relation.items utt \'Word))']
         script = Path(d) / "batch.scm"
         script.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        out = _run(["festival", "-b", str(script)], text=True).stdout
+        out = run_engine(["festival", "-b", str(script)], text=True).stdout
         times = _festival_words(out, len(texts))
         return [(_to_16k(*sf.read(f"{d}/{i}.wav", dtype="float32")), _units(texts[i], times[i]))
                 for i in range(len(texts))]
