@@ -4,6 +4,7 @@
 # Figures: docs/training.md and issue 7's notes.
 #
 #   tools/train_tiny_en.sh DATA STAGE        STAGE: fast, chain, kb, gcide, fgcide, pack, wheels (here), then gpu (on the GPU machine)
+#   TRAIN="M1 M2 ..." tools/train_tiny_en.sh DATA fresh OUT STEPS   a fresh ASR model trained on 2 CPU cores (resumes)
 #   tools/train_tiny_en.sh DATA asr FROM OUT STEPS        go on training FROM/last on 2 CPU cores (resumes OUT)
 #   tools/train_tiny_en.sh DATA aligner ASR OUT STEPS     an aligner warm-started from the ASR model ASR/model
 #
@@ -19,6 +20,13 @@ dictionary() {  # OUT SEED UTTERANCES VOICES...: dictionary sentences (--text gc
     local out=$1 seed=$2 count=$3; shift 3
     $PY -m asrstream corpus "$out" --text gcide --chain-seed "$seed" --utterances "$count" \
         --held-out-utterances 200 --voices "$@" --workers 2
+}
+cpu_asr() {  # OUT STEPS ARGS...: an ASR run on TRAIN on 2 CPU cores (resumes OUT where it has a last/)
+    local out=$1 steps=$2; shift 2
+    $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
+        --log-every 10 --reverb-prob 0.2 --train $TRAIN --out "$out" --steps "$steps" --batch-seconds 120 \
+        --max-batch 32 --min-lr-ratio 0.05 --vtlp 0.2 --freq-masks 2 --time-masks 2 --lead-in ${LEAD_IN:-1} \
+        --save-dtype bfloat16 "$@" $([ -d "$out/last" ] && echo --resume)
 }
 case $STAGE in
 fast)  # every voice but Kokoro's and slt's (espeak-ng 42, flite 3, festival 2, piper 1) on all 20,800 training
@@ -88,31 +96,34 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
     for n in keep:
         b.writestr(n, a.read(n))"
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
+fresh) # the bundled tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny_en.py's design with its BPE
+       # trained on the transcripts of TRAIN's manifests (each once), OUT/asr the run: lr 1e-3 (100 warm-up steps), CTC
+       # weight 0.3, then as the asr stage; the same command again resumes OUT/asr
+    OUT=$3 STEPS=$4
+    [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind asr $(printf '%s\n' $TRAIN | awk '!seen[$0]++')
+    cpu_asr "$OUT/asr" "$STEPS" --model "$OUT/init" --lr ${LR:-1e-3} --warmup-steps 100 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
        # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
        # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT;
        # LEAD_IN= the most silence put before an example, in seconds (default 1: speech starts anywhere in the
        # encoder's 1 s chunks, as in a stream's segments; 0: off, as in every run before the option existed)
     FROM=$3 OUT=$4 STEPS=$5
-    $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
-        --log-every 10 --reverb-prob 0.2 --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" \
-        --train ${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl} --out "$OUT" --steps "$STEPS" \
-        --batch-seconds 120 --max-batch 32 --lr ${LR:-5e-4} --warmup-steps 50 --min-lr-ratio 0.05 --ctc-weight ${CTC_WEIGHT:-0.3} \
-        --vtlp 0.2 --freq-masks 2 --time-masks 2 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 \
-        $([ -d "$OUT/last" ] && echo --resume) ;;
-aligner) # the timed rows of fast and kb plus 1,500 of them joined (2-3 per utterance), on the CPU; SPEEDS= the
-         # speed perturbation factors (default 0.9 1.0 1.1); TRAIN= other timed manifests instead; LEAD_IN= as in asr
+    TRAIN=${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl}
+    cpu_asr "$OUT" "$STEPS" --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" --lr ${LR:-5e-4} \
+        --warmup-steps 50 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
+aligner) # an aligner warm-started from ASR/model, on TIMED= timed manifests (default fast's and kb's) plus 1,500 of
+         # their utterances joined 2-3 at a time (OUT/joined); SPEEDS= the speed perturbation factors (default 0.9 1.0
+         # 1.1); LEAD_IN= as in asr
     ASR=$3 OUT=$4 STEPS=$5
-    [ -f "$DATA/cat_train/joined.jsonl" ] || $PY -m asrstream.training.concat "$DATA/cat_train" \
-        "$DATA/fast/train_timed.jsonl" "$DATA/kb/train_timed.jsonl" --count 1500
-    [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind aligner "$DATA/fast/train.jsonl" \
-        "$DATA/kb/train.jsonl" --from "$ASR/model"
+    TIMED=${TIMED:-$DATA/fast/train_timed.jsonl $DATA/kb/train_timed.jsonl}
+    [ -f "$OUT/joined/joined.jsonl" ] || $PY -m asrstream.training.concat "$OUT/joined" $TIMED --count 1500
+    [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind aligner $TIMED --from "$ASR/model"
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 100 \
         --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" \
-        --train ${TRAIN:-$DATA/fast/train_timed.jsonl $DATA/kb/train_timed.jsonl $DATA/cat_train/joined.jsonl} \
-        --out "$OUT" --steps "$STEPS" --batch-seconds 120 --max-batch 64 --lr 5e-4 --warmup-steps 30 \
-        --min-lr-ratio 0.05 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 $([ -d "$OUT/last" ] && echo --resume) ;;
+        --train $TIMED "$OUT/joined/joined.jsonl" --out "$OUT" --steps "$STEPS" --batch-seconds 120 --max-batch 64 \
+        --lr 5e-4 --warmup-steps 30 --min-lr-ratio 0.05 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 \
+        $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
-*)  echo "stage must be fast, chain, kb, gcide, fgcide, pack, wheels, gpu, asr or aligner" >&2; exit 2 ;;
+*)  echo "stage must be fast, chain, kb, gcide, fgcide, pack, wheels, gpu, fresh, asr or aligner" >&2; exit 2 ;;
 esac
