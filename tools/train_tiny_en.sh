@@ -13,8 +13,8 @@
 set -euo pipefail
 DATA=$1 STAGE=$2
 PY=${PYTHON:-python}
-fast_voices() {  # every voice but Kokoro's and slt's
-    $PY -m asrstream corpus "$DATA" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt
+fast_voices() {  # every voice but Kokoro's and slt's; ONLY=PATTERN: those whose names match it (ONLY=espeak)
+    $PY -m asrstream corpus "$DATA" --list-voices | awk '{print $1}' | grep -v -e kokoro -e slt | grep -e "${ONLY:-}"
 }
 dictionary() {  # OUT SEED UTTERANCES VOICES...: dictionary sentences (--text gcide) drawn with SEED
     local out=$1 seed=$2 count=$3; shift 3
