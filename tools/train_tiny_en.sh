@@ -96,7 +96,7 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
     for n in keep:
         b.writestr(n, a.read(n))"
     mv "$DATA/whl/transformers-4.57.6-py3-none-any.whl.new" "$DATA/whl/transformers-4.57.6-py3-none-any.whl" ;;
-fresh) # the bundled tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny_en.py's design with its BPE
+fresh) # a tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny_en.py's design with its BPE
        # trained on the transcripts of TRAIN's manifests (each once), OUT/asr the run: lr 1e-3 (100 warm-up steps), CTC
        # weight 0.3, then as the asr stage; the same command again resumes OUT/asr
     OUT=$3 STEPS=$4
