@@ -99,7 +99,7 @@ with zipfile.ZipFile(src) as a, zipfile.ZipFile(src + '.new', 'w', zipfile.ZIP_D
 fresh) # a tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny_en.py's design with its BPE
        # trained on the transcripts of TRAIN's manifests (each once), OUT/asr the run: lr 1e-3 (100 warm-up steps), CTC
        # weight 0.3, then as the asr stage; the same command again resumes OUT/asr
-    OUT=$3 STEPS=$4
+    OUT=$3 STEPS=$4 TRAIN=${TRAIN:?the fresh stage needs TRAIN=\"manifest ...\": the training data}
     [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind asr $(printf '%s\n' $TRAIN | awk '!seen[$0]++')
     cpu_asr "$OUT/asr" "$STEPS" --model "$OUT/init" --lr ${LR:-1e-3} --warmup-steps 100 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
