@@ -31,8 +31,10 @@ import torch.nn.functional as F
 
 from ..decoder.prompt import ASR_TAG
 from ..decoder.words import aligner_text
+from .frames import IGNORE, frame_labels, frame_times, word_tokens
 
 
+FRAMES_PER_SECOND = 100  # log-mel frames (hop 160 at 16 kHz)
 AFTER_END = 2  # <|endoftext|> tokens trained after <|im_end|>: what follows the answer is special tokens only
 
 
@@ -58,6 +60,7 @@ class Target:
     positions: list[int]  # where the head's output is scored
     labels: list[int]  # the class (next token, or time class) at each position
     transcript: list[int] = field(default_factory=list)  # the text's tokens alone (CTC's labels)
+    frames: list[int] = field(default_factory=list)  # the CTC head's label per audio frame (frames.py), or none
 
 
 def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, language: str) -> Target:
@@ -67,6 +70,18 @@ def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, lang
     ids = prompt + answer
     start = len(prompt) - 1  # the prompt's last token predicts the answer's first
     return Target(ids, list(range(start, len(ids) - 1)), answer, prompter.encode(text))
+
+
+def asr_frames(prompter, audio_cfg, n_audio: int, text: str, words, speed: float, lead: float,
+               blank: int) -> list[int]:
+    """The CTC head's frame labels (frames.py) for audio played `speed` times faster after `lead` s of
+    silence; [] where the example has no word times or its text does not split into its words."""
+    groups = word_tokens(prompter.tokenizer, text, len(words)) if words else None
+    if groups is None:
+        return []
+    spans = [(w["start"] / speed + lead, w["end"] / speed + lead) for w in words]
+    times = frame_times(n_audio, audio_cfg.tokens_per_chunk, audio_cfg.chunk_frames / FRAMES_PER_SECOND)
+    return frame_labels(groups, spans, times, blank)
 
 
 def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float = 1.0, lead: float = 0.0) -> Target:
@@ -81,10 +96,11 @@ def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float 
     return Target(ids, slots, labels)
 
 
-def batch_loss(net, mels: list[torch.Tensor], make_target, ctc_head=None, ctc_weight: float = 0.0) -> torch.Tensor:
+def batch_loss(net, mels: list[torch.Tensor], make_target, ctc_head=None, ctc_weight: float = 0.0,
+               frame_weight: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over the batch's scored positions, mixed with CTC on the encoder's output
-    when a `ctc_head` is given. `make_target(i, n_audio)` gives example i's Target once its encoder
-    output length is known."""
+    when a `ctc_head` is given, plus `frame_weight` x the head's frame loss (frames.py).
+    `make_target(i, n_audio)` gives example i's Target once its encoder output length is known."""
     audio = net.thinker.audio_tower(mels)
     targets = [make_target(i, a.shape[0]) for i, a in enumerate(audio)]
     rows = [net.embed(t.ids, a) for t, a in zip(targets, audio)]
@@ -95,7 +111,20 @@ def batch_loss(net, mels: list[torch.Tensor], make_target, ctc_head=None, ctc_we
     loss = F.cross_entropy(logits, labels)
     if ctc_head is None:
         return loss
-    return (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_head, audio, [t.transcript for t in targets])
+    loss = (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_head, audio, [t.transcript for t in targets])
+    if frame_weight:
+        loss = loss + frame_weight * frame_loss(ctc_head, audio, [t.frames for t in targets])
+    return loss
+
+
+def frame_loss(head, audio: list[torch.Tensor], frames: list[list[int]]) -> torch.Tensor:
+    """Cross-entropy of the head's classes against the frame labels, averaged over the scored frames
+    (examples without labels score none; a batch without any gives 0)."""
+    labels = torch.tensor([y for a, f in zip(audio, frames) for y in (f or [IGNORE] * a.shape[0])],
+                          device=audio[0].device)
+    if not bool((labels != IGNORE).any()):
+        return audio[0].new_zeros(())
+    return F.cross_entropy(head(torch.cat(audio)).float(), labels, ignore_index=IGNORE)
 
 
 def ctc_loss(head, audio: list[torch.Tensor], transcripts: list[list[int]]) -> torch.Tensor:

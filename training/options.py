@@ -24,6 +24,7 @@ class TrainOptions:
     bf16: bool = True  # bfloat16 autocast (AMX on recent CPUs; CUDA); weights and optimizer stay float32
     freeze: str = ""  # "encoder" or "decoder": train only the other part
     ctc_weight: float = 0.0  # ASR: weight of a CTC loss on the encoder's output (training-only head; 0: off)
+    frame_weight: float = 0.0  # ASR with ctc_weight: weight of the CTC head's frame loss from word times (frames.py)
     save_every: int = 200  # steps between resumable checkpoints (<out>/last)
     eval_every: int = 200  # steps between held-out evaluations (0: only at the end)
     log_every: int = 10  # steps between log-file lines
@@ -44,6 +45,9 @@ class TrainOptions:
             raise ValueError("lr and batch_seconds must be > 0 and min_lr_ratio in [0, 1]")
         if not 0.0 <= self.ctc_weight < 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1), got {self.ctc_weight}")
+        if self.frame_weight < 0 or (self.frame_weight and not self.ctc_weight):
+            raise ValueError(f"frame_weight must be >= 0 and needs ctc_weight > 0 (it trains the CTC head), "
+                             f"got {self.frame_weight}")
         if self.freeze not in FREEZE:
             raise ValueError(f"freeze must be one of {FREEZE}, got {self.freeze!r}")
         if self.save_dtype not in SAVE_DTYPES:

@@ -26,7 +26,7 @@ from .batches import make_batches
 from .checkpoint import load_state, save_checkpoint
 from .evaluate import evaluate
 from .manifest import Example
-from .objective import aligner_target, asr_target, batch_loss
+from .objective import aligner_target, asr_frames, asr_target, batch_loss
 from .options import TrainOptions
 
 log = logging.getLogger("asrstream.train")
@@ -92,7 +92,11 @@ class Trainer:
                 return aligner_target(p, cfg, n, list(exs[k].words), done[k].speed, done[k].lead)
         else:
             def make(k, n):
-                return asr_target(p, cfg.eos_token_ids, n, exs[k].text, exs[k].language)
+                t = asr_target(p, cfg.eos_token_ids, n, exs[k].text, exs[k].language)
+                if self.opts.frame_weight:
+                    t.frames = asr_frames(p, cfg.audio, n, exs[k].text, exs[k].words, done[k].speed, done[k].lead,
+                                          cfg.text.vocab_size)
+                return t
         return mels, make, sum(m.shape[1] for m in mels) / 100.0
 
     # -- one optimizer step ------------------------------------------------------------------------
@@ -103,7 +107,7 @@ class Trainer:
         for _ in range(o.grad_accum):
             mels, make, secs = self._prepare(*self._next_batch())
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16):
-                loss = batch_loss(self.net, mels, make, self.ctc_head, o.ctc_weight)
+                loss = batch_loss(self.net, mels, make, self.ctc_head, o.ctc_weight, o.frame_weight)
             (loss / o.grad_accum).backward()
             losses.append(loss.item())
             seconds += secs
