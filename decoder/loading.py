@@ -1,4 +1,4 @@
-"""Finding, reading and loading checkpoints (a local directory or a Hugging Face hub id).
+"""Finding, reading and loading checkpoints (a local directory, a Hugging Face hub id, or a bundled model).
 
 The network is built on the meta device and each tensor is read from safetensors straight into
 its parameter (`load_state_dict(assign=True)`), so weights are never held twice in memory.
@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..encoder.precision import fast_half, upcast_half_linears
+from .bundled import BUNDLED, DEFAULTS, bundled_dir, fallback_warning
 from .config import ModelConfig
 from .safetensors_mmap import open_tensors
 from .thinker import Qwen3ASRNet
@@ -21,15 +22,23 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.model"]
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A local checkpoint directory, or a hub id found in the cache or downloaded."""
+class HubUnavailable(RuntimeError):
+    """A hub id that is neither in the local Hugging Face cache nor downloadable."""
+
+
+def resolve(name_or_path: str | os.PathLike, kind: str = "asr") -> Path:
+    """A bundled model's folder of `kind` ("asr" or "aligner"), a local checkpoint directory, or a hub
+    id found in the cache or downloaded."""
+    name = str(name_or_path)
+    if name == BUNDLED:
+        return bundled_dir(name, kind)
     p = Path(name_or_path).expanduser()
     if p.is_dir():
         return p
-    name = str(name_or_path)
     if p.exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):
         raise RuntimeError(f"model {name!r} is not a checkpoint directory; pass --model PATH to a local "
-                           "directory holding config.json and *.safetensors, or a hub id like Qwen/Qwen3-ASR-0.6B")
+                           "directory holding config.json and *.safetensors, a hub id like Qwen/Qwen3-ASR-0.6B, "
+                           f"or {BUNDLED}")
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
@@ -41,9 +50,25 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     try:
         return Path(snapshot_download(name, allow_patterns=HUB_FILES))
     except Exception as e:
-        raise RuntimeError(f"model {name!r} is not in the local Hugging Face cache and could not be downloaded "
-                           f"({type(e).__name__}); download it where the hub is reachable and pass --model PATH "
-                           "to the local copy") from None
+        raise HubUnavailable(f"model {name!r} is not in the local Hugging Face cache and could not be downloaded "
+                             f"({type(e).__name__}); download it where the hub is reachable and pass --model PATH "
+                             "to the local copy") from None
+
+
+def choose(given: dict[str, str | None]) -> tuple[dict[str, tuple[str, Path]], str | None]:
+    """What the command line loads: {kind: (name, folder)} for the kinds ("asr", "aligner") in `given`,
+    and a warning line or None. A name given is resolved as it is, never replaced (and first, so its
+    error comes before any fallback); None stands for the default hub model of its kind, or for the
+    bundled tiny-en where that is neither cached nor downloadable, which the warning then says."""
+    chosen = {kind: (name, resolve(name, kind)) for kind, name in given.items() if name is not None}
+    replaced = []
+    for kind in (k for k, name in given.items() if name is None):
+        try:
+            chosen[kind] = DEFAULTS[kind], resolve(DEFAULTS[kind], kind)
+        except HubUnavailable:
+            chosen[kind] = BUNDLED, resolve(BUNDLED, kind)
+            replaced.append(kind)
+    return chosen, fallback_warning(replaced) if replaced else None
 
 
 def read_json(path: Path) -> dict:
@@ -150,7 +175,7 @@ def quantize_decoder(net: Qwen3ASRNet) -> None:
 
 def open_checkpoint(name_or_path, device, dtype, want_aligner: bool, quantize: str | None = None):
     """(path, config, network) for a checkpoint of the wanted kind."""
-    path = resolve(name_or_path)
+    path = resolve(name_or_path, "aligner" if want_aligner else "asr")
     cfg = read_config(path)
     if cfg.is_aligner != want_aligner:
         kind = "a forced-aligner" if cfg.is_aligner else "an ASR"
@@ -167,9 +192,10 @@ def open_checkpoint(name_or_path, device, dtype, want_aligner: bool, quantize: s
     return path, cfg, net
 
 
-def load_model(name_or_path: str = "Qwen/Qwen3-ASR-0.6B", device: str = "cpu", dtype: str | None = "auto",
+def load_model(name_or_path: str = DEFAULTS["asr"], device: str = "cpu", dtype: str | None = "auto",
                quantize: str | None = None):
-    """Load a Qwen3-ASR checkpoint: returns an `ASRModel` ready for `transcribe`.
+    """Load a Qwen3-ASR checkpoint (a folder, a hub id, or "tiny-en", the bundled model): returns an
+    `ASRModel` ready for `transcribe`. The default hub model must be cached or downloadable: no fallback.
 
     dtype: float32, bfloat16, float16, or auto (the checkpoint's; float32 on CPUs without fast
     half precision). quantize="int8": dynamic int8 decoder weights (CPU, float32).
@@ -179,9 +205,9 @@ def load_model(name_or_path: str = "Qwen/Qwen3-ASR-0.6B", device: str = "cpu", d
     return ASRModel(*open_checkpoint(name_or_path, device, dtype, want_aligner=False, quantize=quantize))
 
 
-def load_aligner(name_or_path: str = "Qwen/Qwen3-ForcedAligner-0.6B", device: str = "cpu",
+def load_aligner(name_or_path: str = DEFAULTS["aligner"], device: str = "cpu",
                  dtype: str | None = "auto"):
-    """Load a Qwen3-ForcedAligner checkpoint: returns a `ForcedAligner`."""
+    """Load a Qwen3-ForcedAligner checkpoint (a folder, a hub id, or "tiny-en"): returns a `ForcedAligner`."""
     from .aligner import ForcedAligner
 
     return ForcedAligner(*open_checkpoint(name_or_path, device, dtype, want_aligner=True))
