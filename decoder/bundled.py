@@ -26,9 +26,9 @@ def bundled_dir(name: str, kind: str) -> Path:
     path = MODELS / name / kind
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
+        lacks = f"{path} lacks {', '.join(missing)}" if path.is_dir() else f"there is no {path}"
         raise RuntimeError(f"the bundled {name} {'aligner' if kind == 'aligner' else 'model'} is not in this install "
-                           f"({path} lacks {', '.join(missing)}); install an asrstream release that ships it, or "
-                           f"pass {FLAGS[kind]} PATH or a hub id")
+                           f"({lacks}); install an asrstream release that ships it, or pass {FLAGS[kind]} PATH or a hub id")
     return path
 
 

@@ -65,8 +65,11 @@ def choose(given: dict[str, str | None]) -> tuple[dict[str, tuple[str, Path]], s
     for kind in (k for k, name in given.items() if name is None):
         try:
             chosen[kind] = DEFAULTS[kind], resolve(DEFAULTS[kind], kind)
-        except HubUnavailable:
-            chosen[kind] = BUNDLED, resolve(BUNDLED, kind)
+        except HubUnavailable as e:
+            try:
+                chosen[kind] = BUNDLED, resolve(BUNDLED, kind)
+            except RuntimeError as missing:
+                raise RuntimeError(f"{e}; and {missing}") from None
             replaced.append(kind)
     return chosen, fallback_warning(replaced) if replaced else None
 
