@@ -23,8 +23,9 @@ EXIT_ERROR = 1
 def add_transcribe(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files offline")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format soundfile reads)")
-    p.add_argument("--model", default="Qwen/Qwen3-ASR-0.6B", help="checkpoint directory or hub id")
-    p.add_argument("--aligner", default=None, help="forced-aligner checkpoint for word timestamps")
+    p.add_argument("--model", default=None, help="checkpoint directory, hub id or tiny-en (default Qwen/Qwen3-ASR-0.6B; "
+                   "the bundled tiny-en where that is neither cached nor downloadable)")
+    p.add_argument("--aligner", default=None, help="forced-aligner checkpoint for word timestamps (or tiny-en)")
     p.add_argument("--language", default=None, help="force the language (e.g. English); default: detect")
     p.add_argument("--context", default="", help="context text to bias recognition (names, terms)")
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
@@ -76,7 +77,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     import torch
 
     from .decoder.generate import DecodingOptions
-    from .decoder.loading import load_aligner, load_model
+    from .decoder.loading import choose, load_aligner, load_model
     from .encoder.audio import load_audio
 
     if args.threads:
@@ -87,12 +88,15 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError(f"--format {args.format} with several files needs --output-dir")
     options = DecodingOptions(max_new_tokens=args.max_new_tokens)
     wavs = [(Path(f), load_audio(f)) for f in args.files]  # check every file before loading a model
-    model = load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
+    chosen, warning = choose({"asr": args.model} | ({"aligner": args.aligner} if args.aligner else {}))
+    if warning:
+        print(f"asrstream: warning: {warning}", file=sys.stderr)
+    model = load_model(chosen["asr"][1], device=args.device, dtype=args.dtype, quantize=args.quantize)
     if args.language:
         from .decoder.prompt import normalize_language
 
         normalize_language(args.language, model.languages)
-    aligner = load_aligner(args.aligner, device=args.device, dtype=args.dtype) if args.aligner else None
+    aligner = load_aligner(chosen["aligner"][1], device=args.device, dtype=args.dtype) if args.aligner else None
     for path, wav in wavs:
         update, bar = _progress(args.quiet)
         res = model.transcribe(wav, language=args.language, context=args.context, aligner=aligner,

@@ -24,8 +24,10 @@ def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve streaming recognition over WebSockets (protocol v1)")
     p.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", default="Qwen/Qwen3-ASR-0.6B", help="checkpoint directory or hub id")
-    p.add_argument("--aligner", default="Qwen/Qwen3-ForcedAligner-0.6B", help="forced aligner (word timestamps)")
+    p.add_argument("--model", default=None, help="checkpoint directory, hub id or tiny-en (default Qwen/Qwen3-ASR-0.6B; "
+                   "the bundled tiny-en where that is neither cached nor downloadable)")
+    p.add_argument("--aligner", default=None, help="forced aligner for word timestamps: directory, hub id or tiny-en "
+                   "(default Qwen/Qwen3-ForcedAligner-0.6B, or tiny-en as for --model)")
     p.add_argument("--no-aligner", action="store_true", help="no word timestamps (saves memory and time)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto")
@@ -73,21 +75,25 @@ def settings_from(args: argparse.Namespace):
     return ServerSettings(host=args.host, port=args.port, api_key=args.api_key or None,
                           allowed_origins=tuple(args.allowed_origin), max_frame_bytes=args.max_frame_bytes,
                           idle_timeout=args.idle_timeout, max_session_seconds=args.max_session_seconds,
-                          drain_seconds=args.drain_seconds, model_name=args.model, options=options,
+                          drain_seconds=args.drain_seconds, options=options,
                           certfile=args.certfile, keyfile=args.keyfile, step_deadline=args.step_deadline)
 
 
 def load_engine(args: argparse.Namespace):
+    """(engine, {kind: name}): the names of the model and aligner loaded, as sessions are told them."""
     import torch
 
-    from .decoder.loading import load_aligner, load_model
+    from .decoder.loading import choose, load_aligner, load_model
     from .streaming import Engine
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=args.device, dtype=args.dtype, quantize=args.quantize)
-    aligner = None if args.no_aligner else load_aligner(args.aligner, device=args.device, dtype=args.dtype)
-    return Engine(model, aligner, max_sessions=args.max_sessions)
+    chosen, warning = choose({"asr": args.model} | ({} if args.no_aligner else {"aligner": args.aligner}))
+    if warning:
+        log.warning(warning)
+    model = load_model(chosen["asr"][1], device=args.device, dtype=args.dtype, quantize=args.quantize)
+    aligner = None if args.no_aligner else load_aligner(chosen["aligner"][1], device=args.device, dtype=args.dtype)
+    return Engine(model, aligner, max_sessions=args.max_sessions), {kind: name for kind, (name, _) in chosen.items()}
 
 
 async def serve_until_signal(args: argparse.Namespace, settings) -> int:
@@ -105,8 +111,10 @@ async def serve_until_signal(args: argparse.Namespace, settings) -> int:
         if loading.exception() is not None:
             await server.stop()
             raise loading.exception()
-        server.attach(loading.result())
-        log.info("ready: model %s%s", args.model, "" if args.no_aligner else f", aligner {args.aligner}")
+        engine, names = loading.result()
+        settings.model_name = names["asr"]  # session.created names it: never a cache path
+        server.attach(engine)
+        log.info("ready: model %s%s", names["asr"], f", aligner {names['aligner']}" if "aligner" in names else "")
         await stop.wait()
     log.info("shutting down: draining %d sessions", len(server.connections))
     await server.drain()
