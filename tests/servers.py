@@ -10,6 +10,7 @@ import re
 import resource
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -244,6 +245,41 @@ def http_get(server, path: str, headers: dict | None = None) -> tuple[int, dict,
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
+
+
+class ServeProcess:
+    """`python -m asrstream serve --port 0 ...` in `env` (default: this process's environment), its
+    stderr collected by a thread."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.proc = subprocess.Popen([sys.executable, "-m", "asrstream", "serve", "--port", "0", *args],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in list(self.lines):
+                if m := re.search(pattern, line):
+                    return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} not in the server's log:\n{''.join(self.lines)}")
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (waits for its log line)."""
+        return int(self.wait_for(r"listening on ws://127.0.0.1:(\d+)/v1/asr").group(1))
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, ssl.SSLContext]:

@@ -7,9 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -19,45 +17,8 @@ from asrstream import load_aligner, load_model
 from asrstream.streaming.engine import Engine
 from asrstream.streaming.options import StreamOptions
 
-from .servers import final_view, of, pcm16, received, running, stream, url
+from .servers import ServeProcess, final_view, http_get, of, pcm16, received, running, stream, url
 from .speech import SENTENCES, silence, tts
-
-
-class ServeProcess:
-    """`python -m asrstream serve --port 0 ...`, its stderr collected by a thread."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "asrstream", "serve", "--port", "0", *args],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str, timeout: float = 120) -> re.Match:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for line in list(self.lines):
-                if m := re.search(pattern, line):
-                    return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern!r} not in the server's log:\n{''.join(self.lines)}")
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-
-def _health(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 
 async def _live_session(port: int, audio: bytes, heard: asyncio.Event) -> tuple[list[dict], int]:
@@ -80,9 +41,9 @@ async def test_sigterm_drains_four_live_sessions(tiny_asr_dir, tiny_aligner_dir)
     server = ServeProcess("--model", str(tiny_asr_dir), "--aligner", str(tiny_aligner_dir), "--max-new-tokens", "40",
                           "--drain-seconds", "20")
     try:
-        port = int(server.wait_for(r"listening on ws://127.0.0.1:(\d+)/v1/asr").group(1))
+        port = server.port
         server.wait_for(r"ready: model")
-        assert await asyncio.to_thread(_health, port) == 200
+        assert (await asyncio.to_thread(http_get, server, "/health"))[0] == 200
         heard = [asyncio.Event() for _ in clips]
         sessions = [asyncio.create_task(_live_session(port, c, h)) for c, h in zip(clips, heard)]
         await asyncio.wait_for(asyncio.gather(*[h.wait() for h in heard]), 60)
@@ -130,7 +91,7 @@ async def test_kill_9_then_restart_clients_see_1006_then_503_until_ready(tiny_as
     answers 503 with Retry-After while its model loads, then admits sessions."""
     first = ServeProcess("--model", str(tiny_asr_dir), "--no-aligner")
     try:
-        port = int(first.wait_for(r"listening on ws://127.0.0.1:(\d+)/v1/asr").group(1))
+        port = first.port
         first.wait_for(r"ready: model")
         async with connect(f"ws://127.0.0.1:{port}/v1/asr") as ws:
             await ws.recv()
@@ -143,10 +104,10 @@ async def test_kill_9_then_restart_clients_see_1006_then_503_until_ready(tiny_as
         first.proc.wait()
     second = ServeProcess("--model", str(tiny_asr_dir), "--no-aligner", "--port", str(port))
     try:
-        second.wait_for(r"listening on ws://127.0.0.1:\d+/v1/asr")
-        early = await asyncio.to_thread(_health, port)
+        second.port
+        early = (await asyncio.to_thread(http_get, second, "/health"))[0]
         second.wait_for(r"ready: model")
-        late = await asyncio.to_thread(_health, port)
+        late = (await asyncio.to_thread(http_get, second, "/health"))[0]
         msgs, code = await stream(f"ws://127.0.0.1:{port}/v1/asr", pcm16(tts(SENTENCES[1])))
     finally:
         second.proc.kill()
