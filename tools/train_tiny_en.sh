@@ -5,6 +5,7 @@
 #
 #   tools/train_tiny_en.sh DATA STAGE        STAGE: fast, chain, kb, gcide, fgcide, pack, wheels (here), then gpu (on the GPU machine)
 #   TRAIN="M1 M2 ..." tools/train_tiny_en.sh DATA fresh OUT STEPS   a fresh ASR model trained on 2 CPU cores (resumes)
+#   tools/train_tiny_en.sh DATA tiny OUT STEPS            the bundled model's recipe: fast + fg13, frame labels (resumes)
 #   tools/train_tiny_en.sh DATA asr FROM OUT STEPS        go on training FROM/last on 2 CPU cores (resumes OUT)
 #   tools/train_tiny_en.sh DATA aligner ASR OUT STEPS     an aligner warm-started from the ASR model ASR/model
 #
@@ -25,7 +26,7 @@ cpu_asr() {  # OUT STEPS ARGS...: an ASR run on TRAIN on 2 CPU cores (resumes OU
     local out=$1 steps=$2; shift 2
     $PY -m asrstream train --device cpu ${BF16:---bf16} --threads 2 --workers 2 --eval-every 0 --save-every 200 \
         --log-every 10 --reverb-prob 0.2 --train $TRAIN --out "$out" --steps "$steps" --batch-seconds 120 \
-        --max-batch 32 --min-lr-ratio 0.05 --vtlp 0.2 --freq-masks 2 --time-masks 2 --lead-in ${LEAD_IN:-1} \
+        --max-batch 32 --min-lr-ratio 0.05 --vtlp 0.2 ${MASKS---freq-masks 2 --time-masks 2} --lead-in ${LEAD_IN:-1} \
         --save-dtype bfloat16 "$@" $([ -d "$out/last" ] && echo --resume)
 }
 case $STAGE in
@@ -102,6 +103,15 @@ fresh) # a tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny
     OUT=$3 STEPS=$4 TRAIN=${TRAIN:?the fresh stage needs TRAIN=\"manifest ...\": the training data}
     [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind asr $(printf '%s\n' $TRAIN | awk '!seen[$0]++')
     cpu_asr "$OUT/asr" "$STEPS" --model "$OUT/init" --lr ${LR:-1e-3} --warmup-steps 100 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
+tiny)  # the bundled tiny-en ASR model's recipe (docs/tiny-en.md): OUT/init from fast's transcripts, trained from scratch
+       # on fast + fg13 twice (CHAIN_SEED=13 UTTERANCES=24000 ... fgcide) with frame labels from the word times
+       # (--frame-weight 0.5), no SpecAugment masks; the same command resumes. The shipped run (9,000 steps) differed
+       # on the way: steps 0-750 saw fast alone on 1 thread with masks (an ablation that became the run), fg13 came
+       # once until step 4,800, and its cosine horizon grew 6,000 -> 7,000 -> 10,000 -> 9,000 as it was resumed
+    OUT=$3 STEPS=$4
+    [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind asr "$DATA/fast/train.jsonl"
+    TRAIN="$DATA/fast/train.jsonl $DATA/fg13/train.jsonl $DATA/fg13/train.jsonl" MASKS="" cpu_asr "$OUT/asr" "$STEPS" \
+        --model "$OUT/init" --lr 1e-3 --warmup-steps 100 --ctc-weight 0.3 --frame-weight 0.5 ;;
 asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/s in float32 on an AVX512_BF16 CPU;
        # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
        # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT;
@@ -125,5 +135,5 @@ aligner) # an aligner warm-started from ASR/model, on TIMED= timed manifests (de
         $([ -d "$OUT/last" ] && echo --resume) ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
-*)  echo "stage must be fast, chain, kb, gcide, fgcide, pack, wheels, gpu, fresh, asr or aligner" >&2; exit 2 ;;
+*)  echo "stage must be fast, chain, kb, gcide, fgcide, pack, wheels, gpu, fresh, tiny, asr or aligner" >&2; exit 2 ;;
 esac
