@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How the tiny-en checkpoints (their design: tools/tiny_en.py; none is bundled yet, issue 7) are made: the
+# How the tiny-en checkpoints (their design: tools/tiny_en.py; the bundled ones: models/tiny-en, docs/tiny-en.md) are made: the
 # synthetic corpus on 2 CPU cores, training on a GPU machine (tools/gpu_tiny_en.sh) and on to the CPU.
 # Figures: docs/training.md and issue 7's notes.
 #
@@ -105,9 +105,10 @@ fresh) # a tiny-en ASR model from scratch on 2 CPU cores: OUT/init is tools/tiny
     cpu_asr "$OUT/asr" "$STEPS" --model "$OUT/init" --lr ${LR:-1e-3} --warmup-steps 100 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
 tiny)  # the bundled tiny-en ASR model's recipe (docs/tiny-en.md): OUT/init from fast's transcripts, trained from scratch
        # on fast + fg13 twice (CHAIN_SEED=13 UTTERANCES=24000 ... fgcide) with frame labels from the word times
-       # (--frame-weight 0.5), no SpecAugment masks; the same command resumes. The shipped run (9,000 steps) differed
-       # on the way: steps 0-750 saw fast alone on 1 thread with masks (an ablation that became the run), fg13 came
-       # once until step 4,800, and its cosine horizon grew 6,000 -> 7,000 -> 10,000 -> 9,000 as it was resumed
+       # (--frame-weight 0.5), no SpecAugment masks; the same command resumes. The shipped model differed on the
+       # way: steps 0-750 saw fast alone on 1 thread with masks (an ablation that became the run), fg13 came once
+       # until step 4,800, its cosine horizon grew 6,000 -> 7,000 -> 10,000 -> 9,000 as it was resumed, and at step
+       # 5,600 only its exported weights outlived the data folder: they were finished by the asr stage (tiny-en.md)
     OUT=$3 STEPS=$4
     [ -d "$OUT/init" ] || $PY tools/tiny_en.py init "$OUT/init" --kind asr "$DATA/fast/train.jsonl"
     TRAIN="$DATA/fast/train.jsonl $DATA/fg13/train.jsonl $DATA/fg13/train.jsonl" MASKS="" cpu_asr "$OUT/asr" "$STEPS" \
@@ -116,11 +117,14 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
        # where bf16 is slower, as on AVX2-only CPUs it may be, set BF16=--no-bf16), 120 s batches, a new cosine
        # cycle from lr LR (default 5e-4) over STEPS; run again with the same arguments and it resumes OUT;
        # LEAD_IN= the most silence put before an example, in seconds (default 1: speech starts anywhere in the
-       # encoder's 1 s chunks, as in a stream's segments; 0: off, as in every run before the option existed)
+       # encoder's 1 s chunks, as in a stream's segments; 0: off, as in every run before the option existed).
+       # FROM may instead be an exported model folder (as models/tiny-en/asr): its weights, a fresh CTC head.
+       # Further arguments go to `asrstream train` (as --frame-weight 0.5)
     FROM=$3 OUT=$4 STEPS=$5
     TRAIN=${TRAIN:-$DATA/fast/train.jsonl $DATA/kb/train.jsonl $DATA/kb/train.jsonl}
-    cpu_asr "$OUT" "$STEPS" --model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt" --lr ${LR:-5e-4} \
-        --warmup-steps 50 --ctc-weight ${CTC_WEIGHT:-0.3} ;;
+    START=(--model "$FROM")
+    [ -d "$FROM/last" ] && START=(--model "$FROM/last" --ctc-head-from "$FROM/last/training_state.pt")
+    cpu_asr "$OUT" "$STEPS" "${START[@]}" --lr ${LR:-5e-4} --warmup-steps 50 --ctc-weight ${CTC_WEIGHT:-0.3} "${@:6}" ;;
 aligner) # an aligner warm-started from ASR/model, on TIMED= timed manifests (default fast's and kb's) plus 1,500 of
          # their utterances joined 2-3 at a time (OUT/joined); SPEEDS= the speed perturbation factors (default 0.9 1.0
          # 1.1); LEAD_IN= as in asr
