@@ -2,7 +2,7 @@
 
 Speech: Festival's kal voice speaking tests/speech.py's SENTENCES, held out of training, with
 Festival's exact word times. Words are compared after the WER normaliser (training/wer.py); "in
-order" is a longest common subsequence of words. The first three tests measure the trained model
+order" is a longest common subsequence of words. The first four tests measure the trained model
 (they fail on random weights); the others check the mechanics with whatever checkpoint is bundled.
 """
 from __future__ import annotations
