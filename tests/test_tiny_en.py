@@ -37,9 +37,9 @@ CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors"
                     "tokenizer_config.json", "vocab.json", "merges.txt", "chat_template.json", "preprocessor_config.json"}
 
 
-# The shipped weights fall short of these two (issue 7 stays open for it): per-sentence word recall 0.77,
-# 0.40, 0.62, 0.46 offline (docs/tiny-en.md). strict: once a better bundle passes, remove the mark.
-BELOW_GOAL = pytest.mark.xfail(strict=True, reason="the bundled tiny-en model hears 40-77 % of these sentences' "
+# The shipped weights fall short of these two (issue 7 stays open for it): per-sentence word recall 1.00,
+# 0.93, 0.69, 0.62 offline (docs/tiny-en.md). strict: once a better bundle passes, remove the mark.
+BELOW_GOAL = pytest.mark.xfail(strict=True, reason="the bundled tiny-en model hears 62-100 % of these sentences' "
                                "words (goal 80 %): a better-trained bundle is issue 7's remaining work")
 
 
