@@ -19,7 +19,7 @@ from asrstream.encoder.audio import load_audio
 from asrstream.training.augment import NO_AUGMENT, AugmentOptions, augment, example_rng
 from asrstream.training.fresh import make_fresh_model, warm_start
 from asrstream.training.manifest import read_manifest, write_manifest
-from asrstream.training.objective import ctc_greedy
+from asrstream.training.objective import ctc_greedy, soft_time_targets
 from asrstream.training.options import TrainOptions
 from asrstream.training.trainer import Trainer
 from asrstream.training.wer import normalize, wer
@@ -128,14 +128,29 @@ def test_exported_model_loads_and_the_reference_transcribes_it_identically(corpu
     assert not all(torch.equal(v, _weights(asr_dir)[k]) for k, v in _weights(out).items())
 
 
-def test_aligner_training_lowers_the_loss_and_reports_boundary_error(corpus, tmp_path):
+@pytest.mark.parametrize("sigma_ms", [0.0, 80.0])
+def test_aligner_training_lowers_the_loss_and_reports_boundary_error(corpus, tmp_path, sigma_ms):
     d = make_test_model(tmp_path / "aligner", "aligner", "tiny", seed=0)
     train = read_manifest(corpus / "train.jsonl", need_words=True)
-    trainer = Trainer(d, tmp_path / "out", train, train[:2], _opts(steps=30))
+    trainer = Trainer(d, tmp_path / "out", train, train[:2], _opts(steps=30, time_sigma_ms=sigma_ms))
     losses = [trainer.train_step()["loss"] for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
     result = trainer.evaluate()
     assert set(result) == {"boundary_ms"} and result["boundary_ms"] >= 0
+
+
+def test_soft_time_targets_are_gaussians_around_the_exact_time():
+    p = soft_time_targets(torch.tensor([3.0, 10.5, 0.0, 7.2]), 1.0, 40)
+    assert torch.allclose(p.sum(-1), torch.ones(4)) and p.argmax(-1).tolist()[::2] == [3, 0]
+    assert p[1, 10] == pytest.approx(p[1, 11].item()) and p[1, 10] > p[1, 9] > p[1, 8]  # symmetric about 10.5
+    assert p[3, 7] > p[3, 8] > p[3, 6]  # 7.2 lies nearer 8 than 6
+    narrow = soft_time_targets(torch.tensor([7.2, 4999.0]), 1e-3, 5000)
+    assert not narrow.isnan().any() and narrow.argmax(-1).tolist() == [7, 4999] and narrow.max() == 1.0
+
+
+def test_time_sigma_is_for_aligners_only(corpus, asr_dir, tmp_path):
+    with pytest.raises(ValueError, match="time_sigma_ms applies to aligner"):
+        Trainer(asr_dir, tmp_path / "o", read_manifest(corpus / "train.jsonl"), [], _opts(time_sigma_ms=80.0))
 
 
 def test_the_aligners_labels_move_with_the_lead_in_and_the_speed(corpus, tmp_path):
@@ -187,7 +202,8 @@ def test_aligner_manifest_needs_words(corpus):
 
 
 @pytest.mark.parametrize("bad, field", [(["--grad-accum", "0"], "grad_accum"), (["--vtlp", "0.5"], "vtlp"),
-                                        (["--freq-masks", "-1"], "freq_masks"), (["--speeds", "0.9", "2.5"], "speeds")])
+                                        (["--freq-masks", "-1"], "freq_masks"), (["--speeds", "0.9", "2.5"], "speeds"),
+                                        (["--time-sigma-ms", "-1"], "time_sigma_ms")])
 def test_cli_bad_option_is_one_line(tmp_path, bad, field):
     r = subprocess.run([sys.executable, "-m", "asrstream", "train", "--model", "x", "--train", str(tmp_path / "no.jsonl"),
                         "--out", str(tmp_path / "o"), *bad], capture_output=True, text=True, timeout=120)

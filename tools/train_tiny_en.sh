@@ -127,7 +127,8 @@ asr)   # continue an ASR run on the CPU: bf16 autocast (173 against 111 audio-s/
     cpu_asr "$OUT" "$STEPS" "${START[@]}" --lr ${LR:-5e-4} --warmup-steps 50 --ctc-weight ${CTC_WEIGHT:-0.3} "${@:6}" ;;
 aligner) # an aligner warm-started from ASR/model, on TIMED= timed manifests (default fast's and kb's) plus 1,500 of
          # their utterances joined 2-3 at a time (OUT/joined); SPEEDS= the speed perturbation factors (default 0.9 1.0
-         # 1.1); LR= the peak learning rate (default 5e-4); LEAD_IN= as in asr
+         # 1.1); LR= the peak learning rate (default 5e-4); LEAD_IN= as in asr; further arguments go to
+         # `asrstream train` (as --time-sigma-ms 80)
     ASR=$3 OUT=$4 STEPS=$5
     TIMED=${TIMED:-$DATA/fast/train_timed.jsonl $DATA/kb/train_timed.jsonl}
     [ -f "$OUT/joined/joined.jsonl" ] || $PY -m asrstream.training.concat "$OUT/joined" $TIMED --count 1500
@@ -136,7 +137,7 @@ aligner) # an aligner warm-started from ASR/model, on TIMED= timed manifests (de
         --log-every 10 --reverb-prob 0.2 --speeds ${SPEEDS:-0.9 1.0 1.1} --model "$OUT/init" \
         --train $TIMED "$OUT/joined/joined.jsonl" --out "$OUT" --steps "$STEPS" --batch-seconds 120 --max-batch 64 \
         --lr ${LR:-5e-4} --warmup-steps 30 --min-lr-ratio 0.05 --lead-in ${LEAD_IN:-1} --save-dtype bfloat16 \
-        $([ -d "$OUT/last" ] && echo --resume) ;;
+        $([ -d "$OUT/last" ] && echo --resume) "${@:6}" ;;
 gpu)   # on the GPU machine, in a checkout with .carry/data.zip and .whl/: see tools/gpu_tiny_en.sh
     bash tools/gpu_tiny_en.sh ;;
 *)  echo "stage must be fast, chain, kb, gcide, fgcide, pack, wheels, gpu, fresh, tiny, asr or aligner" >&2; exit 2 ;;

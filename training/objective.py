@@ -10,7 +10,10 @@ only, averaged over the batch's target tokens.
 Aligner: the sequence is audio + `aligner_text(words)` (each word followed by two `<timestamp>`
 tokens); the head classifies each `<timestamp>` position into a time class of
 `timestamp_segment_time` ms: class = round(start / segment) and round(end / segment), clipped to
-the head's classes. Cross-entropy at those positions.
+the head's classes. Cross-entropy at those positions; with `time_sigma` (in classes) against a
+Gaussian over the classes centred on the exact time instead of the nearest class alone, so that a
+prediction one class off costs less than one ten classes off and neighbouring classes' weights learn
+from each other's examples (soft ordinal targets, as in label-distribution learning for age or pose).
 
 Rows of a batch run through the decoder together, each as a whole sequence with `Whole` in place
 of a KV cache: packed (no padding), except attention, which runs all rows in one padded call
@@ -61,6 +64,7 @@ class Target:
     labels: list[int]  # the class (next token, or time class) at each position
     transcript: list[int] = field(default_factory=list)  # the text's tokens alone (CTC's labels)
     frames: list[int] = field(default_factory=list)  # the CTC head's label per audio frame (frames.py), or none
+    centres: list[float] = field(default_factory=list)  # aligner: each position's exact time, in classes
 
 
 def asr_target(prompter, eos_ids: tuple[int, ...], n_audio: int, text: str, language: str) -> Target:
@@ -89,25 +93,37 @@ def aligner_target(prompter, cfg, n_audio: int, words: list[dict], speed: float 
     ids = prompter.expand_audio(prompter.encode(aligner_text([w["word"] for w in words])), n_audio)
     slots = [i for i, t in enumerate(ids) if t == cfg.timestamp_token_id]
     seg = cfg.timestamp_segment_time / 1000.0
-    times = [t / speed + lead for w in words for t in (w["start"], w["end"])]
-    labels = [min(max(round(t / seg), 0), cfg.classify_num - 1) for t in times]
-    if len(slots) != len(labels):
+    centres = [min(max((t / speed + lead) / seg, 0.0), cfg.classify_num - 1.0) for w in words
+               for t in (w["start"], w["end"])]
+    if len(slots) != len(centres):
         raise ValueError(f"{len(slots)} <timestamp> tokens for {len(words)} words")
-    return Target(ids, slots, labels)
+    return Target(ids, slots, [round(c) for c in centres], centres=centres)
+
+
+def soft_time_targets(centres: torch.Tensor, sigma: float, n_classes: int) -> torch.Tensor:
+    """(N, n_classes) probabilities: a Gaussian of width `sigma` classes around each centre, normalised
+    over the classes (a softmax of the log-density, so a narrow one is the nearest class, never 0/0)."""
+    classes = torch.arange(n_classes, dtype=torch.float32, device=centres.device)
+    return torch.softmax(-0.5 * ((classes[None, :] - centres[:, None].float()) / sigma) ** 2, dim=-1)
 
 
 def batch_loss(net, mels: list[torch.Tensor], make_target, ctc_head=None, ctc_weight: float = 0.0,
-               frame_weight: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over the batch's scored positions, mixed with CTC on the encoder's output
-    when a `ctc_head` is given, plus `frame_weight` x the head's frame loss (frames.py).
+               frame_weight: float = 0.0, time_sigma: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the batch's scored positions (against soft_time_targets where
+    `time_sigma` > 0: aligners), mixed with CTC on the encoder's output when a `ctc_head` is given,
+    plus `frame_weight` x the head's frame loss (frames.py).
     `make_target(i, n_audio)` gives example i's Target once its encoder output length is known."""
     audio = net.thinker.audio_tower(mels)
     targets = [make_target(i, a.shape[0]) for i, a in enumerate(audio)]
     rows = [net.embed(t.ids, a) for t, a in zip(targets, audio)]
     hidden = net.forward_rows(rows, [Whole() for _ in rows])
     picked = torch.cat([h[t.positions] for h, t in zip(hidden, targets)])
-    labels = torch.tensor([y for t in targets for y in t.labels], device=picked.device)
     logits = net.logits(picked).float()
+    if time_sigma > 0:
+        centres = torch.tensor([c for t in targets for c in t.centres], device=picked.device)
+        labels = soft_time_targets(centres, time_sigma, logits.shape[-1])
+    else:
+        labels = torch.tensor([y for t in targets for y in t.labels], device=picked.device)
     loss = F.cross_entropy(logits, labels)
     if ctc_head is None:
         return loss

@@ -25,6 +25,7 @@ class TrainOptions:
     freeze: str = ""  # "encoder" or "decoder": train only the other part
     ctc_weight: float = 0.0  # ASR: weight of a CTC loss on the encoder's output (training-only head; 0: off)
     frame_weight: float = 0.0  # ASR with ctc_weight: weight of the CTC head's frame loss from word times (frames.py)
+    time_sigma_ms: float = 0.0  # aligner: Gaussian targets of this width over the time classes (objective.py; 0: off)
     save_every: int = 200  # steps between resumable checkpoints (<out>/last)
     eval_every: int = 200  # steps between held-out evaluations (0: only at the end)
     log_every: int = 10  # steps between log-file lines
@@ -48,6 +49,8 @@ class TrainOptions:
         if self.frame_weight < 0 or (self.frame_weight and not self.ctc_weight):
             raise ValueError(f"frame_weight must be >= 0 and needs ctc_weight > 0 (it trains the CTC head), "
                              f"got {self.frame_weight}")
+        if not 0.0 <= self.time_sigma_ms <= 1000.0:
+            raise ValueError(f"time_sigma_ms must be in [0, 1000], got {self.time_sigma_ms}")
         if self.freeze not in FREEZE:
             raise ValueError(f"freeze must be one of {FREEZE}, got {self.freeze!r}")
         if self.save_dtype not in SAVE_DTYPES:

@@ -43,6 +43,7 @@ class Trainer:
         self.net = trainable(load_net(start, self.cfg, torch.float32, self.device), opts.freeze)
         self.helper = _helper(start, self.cfg, self.net)  # prompter, mel, and inference for evaluation
         self.ctc_head = _ctc_head(self.cfg, opts, self.device, ctc_head_from)
+        self._sigma = _time_sigma(self.cfg, opts)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         if self.ctc_head is not None:
             self.params += list(self.ctc_head.parameters())
@@ -107,7 +108,7 @@ class Trainer:
         for _ in range(o.grad_accum):
             mels, make, secs = self._prepare(*self._next_batch())
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=o.bf16):
-                loss = batch_loss(self.net, mels, make, self.ctc_head, o.ctc_weight, o.frame_weight)
+                loss = batch_loss(self.net, mels, make, self.ctc_head, o.ctc_weight, o.frame_weight, self._sigma)
             (loss / o.grad_accum).backward()
             losses.append(loss.item())
             seconds += secs
@@ -183,6 +184,13 @@ def _ctc_head(cfg, opts: TrainOptions, device, source: Path | None = None) -> to
             raise ValueError("a CTC head to start from needs --ctc-weight > 0")
         return None
     return ctc_head(cfg, opts.seed, source).to(device)
+
+
+def _time_sigma(cfg, opts: TrainOptions) -> float:
+    """opts.time_sigma_ms in the aligner's time classes (0: one-hot targets)."""
+    if opts.time_sigma_ms and not cfg.is_aligner:
+        raise ValueError("time_sigma_ms applies to aligner checkpoints; an ASR model has no time classes")
+    return opts.time_sigma_ms / cfg.timestamp_segment_time if cfg.is_aligner else 0.0
 
 
 def ctc_head(cfg, seed: int = 0, source: Path | None = None) -> torch.nn.Linear:
